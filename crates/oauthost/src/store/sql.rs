@@ -1,0 +1,495 @@
+//! The SQL shared by both backends.
+//!
+//! SQLite and PostgreSQL accept the same statements here: `$N` placeholders, `RETURNING`,
+//! `ON CONFLICT`, `TRUE`/`FALSE`. [`impl_store!`] writes every storage trait for a backend
+//! type that has a `pool` field of its database's pool type and a `MIGRATOR` static beside
+//! it, so each query exists once and both backends run exactly the same logic.
+
+/// Implements every storage trait and [`Store`](super::Store) for `$store`.
+macro_rules! impl_store {
+    ($store:ty, $backend:expr) => {
+        const _: () = {
+            use std::collections::HashSet;
+
+            use async_trait::async_trait;
+            use oauthost_core::{scope::ScopeId, secret::SecretHash};
+            use sqlx::migrate::Migrate as _;
+            use time::OffsetDateTime;
+
+            use $crate::store::{
+                rows::{
+                    client_columns, code_columns, duplicate_or, scope_columns, token_columns,
+                    user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow,
+                    TokenRow, UserCredentialsRow, UserRow,
+                },
+                AuthorizationCode, Backend, Client, ClientStore, ClientSummary, CodeRedemption,
+                CodeStore, MigrationInfo, NewAuthorizationCode, NewClient, NewScope, NewToken,
+                NewUser, Scope, ScopeStore, SessionRecord, SessionStore, Store, StoreError,
+                StoreResult, Token, TokenStore, User, UserStore,
+            };
+
+            #[async_trait]
+            impl UserStore for $store {
+                async fn create_user(&self, user: NewUser, now: OffsetDateTime) -> StoreResult<User> {
+                    let row: UserRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_users \
+                         (username, password_hash, is_staff, is_active, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING ",
+                        user_columns!()
+                    ))
+                    .bind(&user.username)
+                    .bind(&user.password_hash)
+                    .bind(user.is_staff)
+                    .bind(user.is_active)
+                    .bind(now.unix_timestamp())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| duplicate_or(e, "username", &user.username))?;
+                    row.try_into()
+                }
+
+                async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
+                    let row: Option<UserRow> = sqlx::query_as(concat!(
+                        "SELECT ", user_columns!(), " FROM oauthost_users WHERE username = $1"
+                    ))
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+                    let row: Option<UserRow> = sqlx::query_as(concat!(
+                        "SELECT ", user_columns!(), " FROM oauthost_users WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn find_user_credentials(
+                    &self,
+                    username: &str,
+                ) -> StoreResult<Option<(User, Option<String>)>> {
+                    let row: Option<UserCredentialsRow> = sqlx::query_as(concat!(
+                        "SELECT ", user_columns!(),
+                        ", password_hash FROM oauthost_users WHERE username = $1"
+                    ))
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|row| Ok((row.user.try_into()?, row.password_hash)))
+                        .transpose()
+                }
+
+                async fn list_users(&self) -> StoreResult<Vec<User>> {
+                    let rows: Vec<UserRow> = sqlx::query_as(concat!(
+                        "SELECT ", user_columns!(), " FROM oauthost_users ORDER BY username"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                }
+            }
+
+            #[async_trait]
+            impl ScopeStore for $store {
+                async fn create_scope(&self, scope: NewScope) -> StoreResult<Scope> {
+                    let row: ScopeRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_scopes (identifier, title, enabled) \
+                         VALUES ($1, $2, $3) RETURNING ",
+                        scope_columns!()
+                    ))
+                    .bind(scope.identifier.as_str())
+                    .bind(&scope.title)
+                    .bind(scope.enabled)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| duplicate_or(e, "scope", scope.identifier.as_str()))?;
+                    row.try_into()
+                }
+
+                async fn find_scope(&self, identifier: &ScopeId) -> StoreResult<Option<Scope>> {
+                    let row: Option<ScopeRow> = sqlx::query_as(concat!(
+                        "SELECT ", scope_columns!(), " FROM oauthost_scopes WHERE identifier = $1"
+                    ))
+                    .bind(identifier.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn list_scopes(&self) -> StoreResult<Vec<Scope>> {
+                    let rows: Vec<ScopeRow> = sqlx::query_as(concat!(
+                        "SELECT ", scope_columns!(),
+                        " FROM oauthost_scopes ORDER BY title, identifier"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                }
+            }
+
+            #[async_trait]
+            impl ClientStore for $store {
+                async fn register_client(
+                    &self,
+                    client: NewClient,
+                    now: OffsetDateTime,
+                ) -> StoreResult<Client> {
+                    let mut tx = self.pool.begin().await?;
+
+                    // Look before writing, to name the conflict clearly; the unique
+                    // constraints still guard against a concurrent registration.
+                    let taken: Option<(String, String)> = sqlx::query_as(
+                        "SELECT title, identifier FROM oauthost_clients \
+                         WHERE title = $1 OR identifier = $2 LIMIT 1",
+                    )
+                    .bind(&client.title)
+                    .bind(&client.identifier)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((title, _)) = taken {
+                        return Err(if title == client.title {
+                            StoreError::Duplicate { what: "client title", value: title }
+                        } else {
+                            StoreError::Duplicate {
+                                what: "client identifier",
+                                value: client.identifier.clone(),
+                            }
+                        });
+                    }
+                    let registrant: Option<(i64,)> =
+                        sqlx::query_as("SELECT id FROM oauthost_users WHERE id = $1")
+                            .bind(client.registrant_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if registrant.is_none() {
+                        return Err(StoreError::NotFound {
+                            what: "registrant",
+                            value: client.registrant_id.to_string(),
+                        });
+                    }
+
+                    let mut scope_ids = Vec::with_capacity(client.scopes.len());
+                    for scope in &client.scopes {
+                        let existing: Option<(i64,)> =
+                            sqlx::query_as("SELECT id FROM oauthost_scopes WHERE identifier = $1")
+                                .bind(scope.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        let id = match existing {
+                            Some((id,)) => id,
+                            None if client.register_unknown_scopes => {
+                                let (id,): (i64,) = sqlx::query_as(
+                                    "INSERT INTO oauthost_scopes (identifier, title, enabled) \
+                                     VALUES ($1, $2, TRUE) RETURNING id",
+                                )
+                                .bind(scope.as_str())
+                                .bind(scope.default_title())
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                id
+                            }
+                            None => {
+                                return Err(StoreError::NotFound {
+                                    what: "scope",
+                                    value: scope.to_string(),
+                                })
+                            }
+                        };
+                        scope_ids.push(id);
+                    }
+
+                    let row: ClientRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_clients (identifier, title, secret_hash, \
+                         client_type, registrant_id, description, link, token_lifetime, \
+                         hash_sign_supported, grant_types, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+                        client_columns!()
+                    ))
+                    .bind(&client.identifier)
+                    .bind(&client.title)
+                    .bind(client.secret_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                    .bind(client.client_type.as_str())
+                    .bind(client.registrant_id)
+                    .bind(&client.description)
+                    .bind(&client.link)
+                    .bind(client.token_lifetime)
+                    .bind(client.hash_sign_supported)
+                    .bind(client.grant_types.to_string())
+                    .bind(now.unix_timestamp())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| duplicate_or(e, "client", &client.title))?;
+                    let registered: Client = row.try_into()?;
+
+                    for uri in &client.redirect_uris {
+                        sqlx::query(
+                            "INSERT INTO oauthost_redirect_endpoints (client_id, uri) \
+                             VALUES ($1, $2) ON CONFLICT (client_id, uri) DO NOTHING",
+                        )
+                        .bind(registered.id)
+                        .bind(uri.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for scope_id in scope_ids {
+                        sqlx::query(
+                            "INSERT INTO oauthost_client_scopes (client_id, scope_id) \
+                             VALUES ($1, $2) ON CONFLICT (client_id, scope_id) DO NOTHING",
+                        )
+                        .bind(registered.id)
+                        .bind(scope_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(registered)
+                }
+
+                async fn find_client(&self, identifier: &str) -> StoreResult<Option<Client>> {
+                    let row: Option<ClientRow> = sqlx::query_as(concat!(
+                        "SELECT ", client_columns!(),
+                        " FROM oauthost_clients WHERE identifier = $1"
+                    ))
+                    .bind(identifier)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn list_clients(&self) -> StoreResult<Vec<ClientSummary>> {
+                    let rows: Vec<ClientSummaryRow> = sqlx::query_as(
+                        "SELECT c.id, c.identifier, c.title, c.secret_hash, c.client_type, \
+                         c.registrant_id, c.description, c.link, c.token_lifetime, \
+                         c.hash_sign_supported, c.grant_types, c.created_at, \
+                         u.username AS registrant \
+                         FROM oauthost_clients c JOIN oauthost_users u ON u.id = c.registrant_id \
+                         ORDER BY c.title",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                }
+
+                async fn redirect_uris(&self, client_id: i64) -> StoreResult<Vec<String>> {
+                    let rows: Vec<(String,)> = sqlx::query_as(
+                        "SELECT uri FROM oauthost_redirect_endpoints \
+                         WHERE client_id = $1 ORDER BY id",
+                    )
+                    .bind(client_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(|(uri,)| uri).collect())
+                }
+
+                async fn client_scopes(&self, client_id: i64) -> StoreResult<Vec<Scope>> {
+                    let rows: Vec<ScopeRow> = sqlx::query_as(
+                        "SELECT s.id, s.identifier, s.title, s.enabled \
+                         FROM oauthost_scopes s \
+                         JOIN oauthost_client_scopes cs ON cs.scope_id = s.id \
+                         WHERE cs.client_id = $1 ORDER BY s.title, s.identifier",
+                    )
+                    .bind(client_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                }
+            }
+
+            #[async_trait]
+            impl CodeStore for $store {
+                async fn insert_code(
+                    &self,
+                    code: NewAuthorizationCode,
+                ) -> StoreResult<AuthorizationCode> {
+                    let row: CodeRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_authorization_codes (code_hash, client_id, \
+                         user_id, redirect_uri, scopes, code_challenge, code_challenge_method, \
+                         issued_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                        code_columns!()
+                    ))
+                    .bind(code.code_hash.as_bytes().as_slice())
+                    .bind(code.client_id)
+                    .bind(code.user_id)
+                    .bind(&code.redirect_uri)
+                    .bind(code.scopes.to_string())
+                    .bind(&code.code_challenge)
+                    .bind(&code.code_challenge_method)
+                    .bind(code.issued_at.unix_timestamp())
+                    .bind(code.expires_at.unix_timestamp())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    row.try_into()
+                }
+
+                async fn redeem_code(&self, code_hash: &SecretHash) -> StoreResult<CodeRedemption> {
+                    // One statement: the row lock (PostgreSQL) or the write lock (SQLite)
+                    // lets exactly one of concurrent redemptions see `consumed = FALSE`.
+                    let redeemed: Option<CodeRow> = sqlx::query_as(concat!(
+                        "UPDATE oauthost_authorization_codes SET consumed = TRUE \
+                         WHERE code_hash = $1 AND consumed = FALSE RETURNING ",
+                        code_columns!()
+                    ))
+                    .bind(code_hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(row) = redeemed {
+                        return Ok(CodeRedemption::Redeemed(row.try_into()?));
+                    }
+                    let existing: Option<CodeRow> = sqlx::query_as(concat!(
+                        "SELECT ", code_columns!(),
+                        " FROM oauthost_authorization_codes WHERE code_hash = $1"
+                    ))
+                    .bind(code_hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(match existing {
+                        Some(row) => CodeRedemption::AlreadyUsed(row.try_into()?),
+                        None => CodeRedemption::Unknown,
+                    })
+                }
+            }
+
+            #[async_trait]
+            impl TokenStore for $store {
+                async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
+                    let row: TokenRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
+                         token_type, user_id, client_id, code_id, scopes, issued_at, \
+                         expires_at, refresh_family) \
+                         VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                        token_columns!()
+                    ))
+                    .bind(token.access_token_hash.as_bytes().as_slice())
+                    .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                    .bind(token.user_id)
+                    .bind(token.client_id)
+                    .bind(token.code_id)
+                    .bind(token.scopes.to_string())
+                    .bind(token.issued_at.unix_timestamp())
+                    .bind(token.expires_at.unix_timestamp())
+                    .bind(&token.refresh_family)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    row.try_into()
+                }
+
+                async fn find_token(&self, access_hash: &SecretHash) -> StoreResult<Option<Token>> {
+                    let row: Option<TokenRow> = sqlx::query_as(concat!(
+                        "SELECT ", token_columns!(),
+                        " FROM oauthost_tokens WHERE access_token_hash = $1"
+                    ))
+                    .bind(access_hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn revoke_token(&self, id: i64) -> StoreResult<bool> {
+                    let done = sqlx::query("UPDATE oauthost_tokens SET revoked = TRUE WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64> {
+                    let done = sqlx::query(
+                        "UPDATE oauthost_tokens SET revoked = TRUE \
+                         WHERE code_id = $1 AND revoked = FALSE",
+                    )
+                    .bind(code_id)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl SessionStore for $store {
+                async fn load_session(
+                    &self,
+                    id_hash: &SecretHash,
+                    now: OffsetDateTime,
+                ) -> StoreResult<Option<SessionRecord>> {
+                    let row: Option<SessionRow> = sqlx::query_as(
+                        "SELECT id_hash, data, expires_at FROM oauthost_sessions \
+                         WHERE id_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(id_hash.as_bytes().as_slice())
+                    .bind(now.unix_timestamp())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO oauthost_sessions (id_hash, data, expires_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (id_hash) DO UPDATE \
+                         SET data = excluded.data, expires_at = excluded.expires_at",
+                    )
+                    .bind(session.id_hash.as_bytes().as_slice())
+                    .bind(&session.data)
+                    .bind(session.expires_at.unix_timestamp())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn delete_session(&self, id_hash: &SecretHash) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM oauthost_sessions WHERE id_hash = $1")
+                        .bind(id_hash.as_bytes().as_slice())
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    $backend
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn migrate(&self) -> StoreResult<Vec<MigrationInfo>> {
+                    let pending = self.pending_migrations().await?;
+                    MIGRATOR.run(&self.pool).await?;
+                    Ok(pending)
+                }
+
+                async fn pending_migrations(&self) -> StoreResult<Vec<MigrationInfo>> {
+                    let mut conn = self.pool.acquire().await?;
+                    conn.ensure_migrations_table().await?;
+                    let applied: HashSet<i64> = conn
+                        .list_applied_migrations()
+                        .await?
+                        .into_iter()
+                        .map(|m| m.version)
+                        .collect();
+                    Ok(MIGRATOR
+                        .iter()
+                        .filter(|m| {
+                            !m.migration_type.is_down_migration() && !applied.contains(&m.version)
+                        })
+                        .map(|m| MigrationInfo {
+                            version: m.version,
+                            description: m.description.to_string(),
+                        })
+                        .collect())
+                }
+            }
+        };
+    };
+}
+
+pub(super) use impl_store;
