@@ -165,3 +165,90 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// A server process started for a test, killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `program` with `args` (which should bind port 0) and waits, up to 60 seconds,
+    /// for the line `... listening on http://ADDRESS ...` on its standard output.
+    ///
+    /// # Panics
+    ///
+    /// When the process cannot start or exits before listening; its standard error is
+    /// shown then.
+    #[allow(clippy::expect_used, clippy::panic)]
+    pub fn start(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env_remove("OAUTHOST_DATABASE_URL")
+            .env_remove("OAUTHOST_DEBUG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start the server");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let address = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = sender.send(address);
+                }
+            }
+        });
+        match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(address) => Self {
+                child,
+                address: address.parse().expect("a socket address"),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let output = child
+                    .wait_with_output()
+                    .expect("collect the server's output");
+                panic!(
+                    "the server did not start listening: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+
+    /// `http://ADDRESS`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops the server and returns what it wrote on standard error.
+    pub fn stop(mut self) -> String {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        stderr
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

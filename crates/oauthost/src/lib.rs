@@ -54,3 +54,8 @@ pub mod toolbox;
 pub mod web;
 
 pub use oauthost_core as core;
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

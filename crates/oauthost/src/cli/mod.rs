@@ -169,7 +169,7 @@ pub enum ScopeCommand {
 #[derive(Debug, Clone, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints it as JSON, with its secret for a confidential client.
-    Register(RegisterArgs),
+    Register(Box<RegisterArgs>),
     /// List clients, by title.
     List,
 }

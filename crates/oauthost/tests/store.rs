@@ -1,0 +1,488 @@
+//! One conformance suite for the store traits, run on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::sync::Arc;
+
+use oauthost::store::{
+    self, CodeRedemption, DynStore, NewAuthorizationCode, NewClient, NewScope, NewToken, NewUser,
+    SessionRecord, StoreError,
+};
+use oauthost_core::{
+    client::{ClientType, GrantTypes},
+    redirect::RedirectUri,
+    secret::{Secret, SecretHash},
+};
+use oauthost_testkit::{backend_tests, TestDatabase};
+use time::OffsetDateTime;
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
+}
+
+async fn open(db: &TestDatabase) -> DynStore {
+    let store = store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn user(store: &DynStore, name: &str) -> i64 {
+    store
+        .create_user(
+            NewUser {
+                username: name.into(),
+                password_hash: Some("$argon2id$fake".into()),
+                is_staff: false,
+                is_active: true,
+            },
+            at(0),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+fn new_client(registrant_id: i64, title: &str, identifier: &str) -> NewClient {
+    NewClient {
+        identifier: identifier.into(),
+        title: title.into(),
+        secret_hash: None,
+        client_type: ClientType::Public,
+        registrant_id,
+        description: String::new(),
+        link: None,
+        token_lifetime: 3600,
+        hash_sign_supported: true,
+        grant_types: GrantTypes::default(),
+        redirect_uris: vec![RedirectUri::parse("https://app.example/cb", false).unwrap()],
+        scopes: vec![],
+        register_unknown_scopes: true,
+    }
+}
+
+async fn count(store: &DynStore) -> (usize, usize) {
+    (
+        store.list_clients().await.unwrap().len(),
+        store.list_scopes().await.unwrap().len(),
+    )
+}
+
+async fn migrations_apply_once(db: &TestDatabase) {
+    let store = store::connect(db.url()).await.unwrap();
+    assert!(!store.pending_migrations().await.unwrap().is_empty());
+    let applied = store.migrate().await.unwrap();
+    assert_eq!(applied[0].version, 1);
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    assert!(
+        store.migrate().await.unwrap().is_empty(),
+        "second run applies nothing"
+    );
+    store.ping().await.unwrap();
+}
+
+async fn users_are_unique_by_username(db: &TestDatabase) {
+    let store = open(db).await;
+    let id = user(&store, "alice").await;
+    let found = store.find_user("alice").await.unwrap().unwrap();
+    assert_eq!(found.id, id);
+    assert!(found.is_active && !found.is_staff);
+    assert_eq!(found.created_at, at(0));
+    assert_eq!(
+        store.user_by_id(id).await.unwrap().unwrap().username,
+        "alice"
+    );
+    let (_, hash) = store.find_user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$fake"));
+
+    let again = store
+        .create_user(
+            NewUser {
+                username: "alice".into(),
+                password_hash: None,
+                is_staff: true,
+                is_active: true,
+            },
+            at(1),
+        )
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::Duplicate {
+                what: "username",
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    user(&store, "bob").await;
+    let names: Vec<_> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert!(store.find_user("carol").await.unwrap().is_none());
+}
+
+async fn scopes_are_listed_by_title(db: &TestDatabase) {
+    let store = open(db).await;
+    for (identifier, title, enabled) in [
+        ("polls:vote", "Vote", true),
+        ("polls:index", "Browse polls", false),
+    ] {
+        store
+            .create_scope(NewScope {
+                identifier: identifier.parse().unwrap(),
+                title: title.into(),
+                enabled,
+            })
+            .await
+            .unwrap();
+    }
+    let titles: Vec<_> = store
+        .list_scopes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.title)
+        .collect();
+    assert_eq!(titles, ["Browse polls", "Vote"]);
+    let index = store
+        .find_scope(&"polls:index".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!index.enabled);
+    let duplicate = store
+        .create_scope(NewScope {
+            identifier: "polls:vote".parse().unwrap(),
+            title: "Other".into(),
+            enabled: true,
+        })
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Duplicate { .. })),
+        "{duplicate:?}"
+    );
+}
+
+async fn clients_are_registered_with_endpoints_and_scopes(db: &TestDatabase) {
+    let store = open(db).await;
+    let alice = user(&store, "alice").await;
+    store
+        .create_scope(NewScope {
+            identifier: "polls:index".parse().unwrap(),
+            title: "Index".into(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let secret = Secret::generate();
+    let mut new = new_client(alice, "Polls app", "polls-app");
+    new.client_type = ClientType::Confidential;
+    new.secret_hash = Some(secret.hash());
+    new.redirect_uris
+        .push(RedirectUri::parse("http://localhost:9/cb", false).unwrap());
+    new.scopes = vec![
+        "polls:index".parse().unwrap(),
+        "polls:vote".parse().unwrap(),
+    ];
+    let client = store.register_client(new, at(5)).await.unwrap();
+
+    let found = store.find_client("polls-app").await.unwrap().unwrap();
+    assert_eq!(found, client);
+    assert!(found.secret_hash.unwrap().matches(secret.expose()));
+    assert_eq!(found.client_type, ClientType::Confidential);
+    assert_eq!(found.created_at, at(5));
+    assert_eq!(
+        store.redirect_uris(client.id).await.unwrap(),
+        ["https://app.example/cb", "http://localhost:9/cb"]
+    );
+    let scopes: Vec<_> = store
+        .client_scopes(client.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.identifier.to_string(), s.title))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("polls:index".to_owned(), "Index".to_owned()),
+            ("polls:vote".to_owned(), "Polls Vote".to_owned()),
+        ],
+        "the unknown scope was created with a default title"
+    );
+    let listed = store.list_clients().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].registrant, "alice");
+    assert!(store.find_client("nope").await.unwrap().is_none());
+}
+
+async fn failed_registrations_write_nothing(db: &TestDatabase) {
+    let store = open(db).await;
+    let alice = user(&store, "alice").await;
+    store
+        .register_client(new_client(alice, "Taken", "taken-id"), at(0))
+        .await
+        .unwrap();
+    let before = count(&store).await;
+
+    let mut same_title = new_client(alice, "Taken", "other-id");
+    same_title.scopes = vec!["new:scope".parse().unwrap()];
+    let error = store.register_client(same_title, at(1)).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Duplicate { what: "client title", value } if value == "Taken"),
+        "{error:?}"
+    );
+
+    let same_id = new_client(alice, "Other", "taken-id");
+    let error = store.register_client(same_id, at(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Duplicate {
+                what: "client identifier",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    let mut strict = new_client(alice, "Strict", "strict");
+    strict.scopes = vec!["missing:scope".parse().unwrap()];
+    strict.register_unknown_scopes = false;
+    let error = store.register_client(strict, at(1)).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::NotFound { what: "scope", value } if value == "missing:scope"),
+        "{error:?}"
+    );
+
+    let orphan = new_client(alice + 1000, "Orphan", "orphan");
+    let error = store.register_client(orphan, at(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::NotFound {
+                what: "registrant",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    // Fails at the client insert, after the unknown scope was created: rolled back too.
+    let mut late_failure = new_client(alice, "Late", "late");
+    late_failure.scopes = vec!["created:then-rolled-back".parse().unwrap()];
+    late_failure.token_lifetime = 0;
+    assert!(store.register_client(late_failure, at(1)).await.is_err());
+
+    assert_eq!(count(&store).await, before, "nothing was written");
+}
+
+async fn setup_client(store: &DynStore) -> (i64, i64) {
+    let alice = user(store, "alice").await;
+    let client = store
+        .register_client(new_client(alice, "App", "app"), at(0))
+        .await
+        .unwrap();
+    (alice, client.id)
+}
+
+fn new_code(user_id: i64, client_id: i64, secret: &Secret) -> NewAuthorizationCode {
+    NewAuthorizationCode {
+        code_hash: secret.hash(),
+        client_id,
+        user_id,
+        redirect_uri: "https://app.example/cb".into(),
+        scopes: "polls:index polls:vote".parse().unwrap(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        code_challenge_method: Some("S256".into()),
+        issued_at: at(10),
+        expires_at: at(610),
+    }
+}
+
+async fn codes_are_redeemed_once(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    let secret = Secret::generate();
+    let stored = store
+        .insert_code(new_code(alice, client, &secret))
+        .await
+        .unwrap();
+    assert!(!stored.consumed);
+    assert_eq!(stored.scopes.to_string(), "polls:index polls:vote");
+
+    match store.redeem_code(&secret.hash()).await.unwrap() {
+        CodeRedemption::Redeemed(code) => {
+            assert_eq!(code.id, stored.id);
+            assert!(code.consumed);
+            assert_eq!(code.code_challenge_method.as_deref(), Some("S256"));
+            assert_eq!(code.expires_at, at(610));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.redeem_code(&secret.hash()).await.unwrap(),
+        CodeRedemption::AlreadyUsed(code) if code.id == stored.id
+    ));
+    assert_eq!(
+        store.redeem_code(&SecretHash::of("unknown")).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+}
+
+async fn concurrent_redemptions_succeed_exactly_once(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    let secret = Secret::generate();
+    store
+        .insert_code(new_code(alice, client, &secret))
+        .await
+        .unwrap();
+    let hash = secret.hash();
+    let attempts: Vec<_> = (0..24)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.redeem_code(&hash).await.unwrap() })
+        })
+        .collect();
+    let mut redeemed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            CodeRedemption::Redeemed(_) => redeemed += 1,
+            CodeRedemption::AlreadyUsed(_) => {}
+            CodeRedemption::Unknown => panic!("the code exists"),
+        }
+    }
+    assert_eq!(redeemed, 1);
+}
+
+async fn tokens_are_found_by_hash_and_revoked(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    let code_secret = Secret::generate();
+    let code = store
+        .insert_code(new_code(alice, client, &code_secret))
+        .await
+        .unwrap();
+    let access = Secret::generate();
+    let refresh = Secret::generate();
+    let token = store
+        .insert_token(NewToken {
+            access_token_hash: access.hash(),
+            refresh_token_hash: Some(refresh.hash()),
+            user_id: Some(alice),
+            client_id: client,
+            code_id: Some(code.id),
+            scopes: "polls:index".parse().unwrap(),
+            issued_at: at(20),
+            expires_at: at(3620),
+            refresh_family: Some("family-1".into()),
+        })
+        .await
+        .unwrap();
+    let other = store
+        .insert_token(NewToken {
+            access_token_hash: Secret::generate().hash(),
+            refresh_token_hash: None,
+            user_id: None,
+            client_id: client,
+            code_id: None,
+            scopes: "polls:index".parse().unwrap(),
+            issued_at: at(20),
+            expires_at: at(3620),
+            refresh_family: None,
+        })
+        .await
+        .unwrap();
+
+    let found = store.find_token(&access.hash()).await.unwrap().unwrap();
+    assert_eq!(found, token);
+    assert_eq!(found.refresh_token_hash, Some(refresh.hash()));
+    assert!(!found.revoked && !found.refresh_rotated);
+    assert!(
+        store.find_token(&refresh.hash()).await.unwrap().is_none(),
+        "a refresh token is not an access token"
+    );
+
+    assert_eq!(store.revoke_tokens_from_code(code.id).await.unwrap(), 1);
+    assert_eq!(store.revoke_tokens_from_code(code.id).await.unwrap(), 0);
+    assert!(
+        store
+            .find_token(&access.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !store
+            .find_token(&other.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+
+    assert!(store.revoke_token(other.id).await.unwrap());
+    assert!(
+        store
+            .find_token(&other.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(!store.revoke_token(other.id + 1000).await.unwrap());
+}
+
+async fn sessions_expire_and_are_replaced(db: &TestDatabase) {
+    let store = open(db).await;
+    let id = SecretHash::of("session id");
+    let session = SessionRecord {
+        id_hash: id,
+        data: b"{\"user\":1}".to_vec(),
+        expires_at: at(100),
+    };
+    store.save_session(&session).await.unwrap();
+    assert_eq!(
+        store.load_session(&id, at(99)).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        store.load_session(&id, at(100)).await.unwrap(),
+        None,
+        "expired"
+    );
+
+    let renewed = SessionRecord {
+        data: b"{\"user\":2}".to_vec(),
+        expires_at: at(200),
+        ..session
+    };
+    store.save_session(&renewed).await.unwrap();
+    assert_eq!(
+        store.load_session(&id, at(150)).await.unwrap(),
+        Some(renewed)
+    );
+
+    store.delete_session(&id).await.unwrap();
+    assert_eq!(store.load_session(&id, at(0)).await.unwrap(), None);
+}
+
+backend_tests!(
+    migrations_apply_once,
+    users_are_unique_by_username,
+    scopes_are_listed_by_title,
+    clients_are_registered_with_endpoints_and_scopes,
+    failed_registrations_write_nothing,
+    codes_are_redeemed_once,
+    concurrent_redemptions_succeed_exactly_once,
+    tokens_are_found_by_hash_and_revoked,
+    sessions_expire_and_are_replaced,
+);
