@@ -10,6 +10,9 @@
 //!   hashes and compared in constant time;
 //! - [`password`]: user passwords hashed with argon2id at OWASP's parameters;
 //! - [`client`]: client types and grant types;
+//! - [`params`]: strict decoding of request parameters;
+//! - [`pkce`]: Proof Key for Code Exchange (RFC 7636);
+//! - [`error`]: the OAuth error codes;
 //! - [`clock`]: the current time, passed in so that expiry can be tested without sleeping.
 //!
 //! ```
@@ -26,7 +29,10 @@
 
 pub mod client;
 pub mod clock;
+pub mod error;
+pub mod params;
 pub mod password;
+pub mod pkce;
 pub mod redirect;
 pub mod scope;
 pub mod secret;

@@ -157,6 +157,69 @@ impl fmt::Display for RedirectUri {
     }
 }
 
+/// Whether a redirect URI sent in a request matches a registered one: exactly, except that
+/// for `http` to a loopback address the port may differ (RFC 8252 §7.3), since native apps
+/// listen on whatever port is free.
+///
+/// ```
+/// use oauthost_core::redirect::matches_registered;
+///
+/// assert!(matches_registered("https://myapp.com/cb", "https://myapp.com/cb"));
+/// assert!(!matches_registered("https://myapp.com/cb/", "https://myapp.com/cb"));
+/// assert!(matches_registered("http://127.0.0.1:51234/cb", "http://127.0.0.1/cb"));
+/// assert!(!matches_registered("http://127.0.0.1:51234/other", "http://127.0.0.1/cb"));
+/// ```
+pub fn matches_registered(requested: &str, registered: &str) -> bool {
+    if requested == registered {
+        return true;
+    }
+    let (Ok(mut requested), Ok(mut registered)) = (Url::parse(requested), Url::parse(registered))
+    else {
+        return false;
+    };
+    let loopback = |url: &Url| {
+        url.scheme() == "http"
+            && matches!(url.host(), Some(Host::Ipv4(_) | Host::Ipv6(_)))
+            && is_loopback(url.host())
+    };
+    if !loopback(&requested) || !loopback(&registered) {
+        return false;
+    }
+    let _ = requested.set_port(None);
+    let _ = registered.set_port(None);
+    requested == registered
+}
+
+/// `uri` with `params` added: to its query (keeping the query it has) or, for
+/// `in_fragment`, as its fragment. Every name and value is URL-encoded.
+///
+/// ```
+/// use oauthost_core::redirect::with_params;
+///
+/// assert_eq!(
+///     with_params("https://app.example/cb?x=1", &[("code", "a b"), ("state", "s&t")], false),
+///     "https://app.example/cb?x=1&code=a+b&state=s%26t"
+/// );
+/// assert_eq!(
+///     with_params("https://app.example/cb", &[("access_token", "t")], true),
+///     "https://app.example/cb#access_token=t"
+/// );
+/// ```
+pub fn with_params(uri: &str, params: &[(&str, &str)], in_fragment: bool) -> String {
+    let Ok(mut url) = Url::parse(uri) else {
+        return uri.to_owned();
+    };
+    if in_fragment {
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        url.set_fragment(Some(&encoded));
+    } else {
+        url.query_pairs_mut().extend_pairs(params);
+    }
+    url.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

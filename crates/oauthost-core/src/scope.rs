@@ -7,6 +7,8 @@
 
 use std::{collections::BTreeSet, fmt, str::FromStr};
 
+use crate::error::OAuthError;
+
 /// Longest scope identifier accepted.
 pub const MAX_SCOPE_ID_LEN: usize = 100;
 
@@ -179,6 +181,59 @@ impl fmt::Display for ScopeList {
     }
 }
 
+/// Decides which scopes a client gets for a request, by the seed's rules.
+///
+/// `available` is what the client may have: its registered scopes that are enabled when it
+/// is `restricted`, otherwise every enabled scope.
+///
+/// - A requested scope outside `available` is `invalid_scope`, naming it.
+/// - No scope requested: a restricted client gets all of `available`; an unrestricted
+///   client gets `invalid_scope` ("Scope must be provided for this client").
+///
+/// ```
+/// use oauthost_core::scope::{grant, ScopeList};
+///
+/// let available: ScopeList = "polls:index polls:vote".parse()?;
+/// let asked: ScopeList = "polls:vote".parse()?;
+/// assert_eq!(grant(Some(&asked), &available, true)?.to_string(), "polls:vote");
+/// assert_eq!(grant(None, &available, true)?, available);
+/// assert!(grant(None, &available, false).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn grant(
+    requested: Option<&ScopeList>,
+    available: &ScopeList,
+    restricted: bool,
+) -> Result<ScopeList, OAuthError> {
+    match requested {
+        Some(requested) if !requested.is_empty() => {
+            if let Some(missing) = requested.iter().find(|s| !available.contains(s)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "Unknown or unavailable scope: {missing}"
+                )));
+            }
+            Ok(requested.clone())
+        }
+        _ if restricted && !available.is_empty() => Ok(available.clone()),
+        _ if restricted => Err(OAuthError::invalid_scope(
+            "None of the scopes registered for this client is enabled",
+        )),
+        _ => Err(OAuthError::invalid_scope(
+            "Scope must be provided for this client",
+        )),
+    }
+}
+
+/// Parses a `scope` parameter, mapping a malformed identifier to `invalid_scope`.
+pub fn parse_requested(scope: Option<&str>) -> Result<Option<ScopeList>, OAuthError> {
+    scope
+        .map(|s| {
+            s.parse::<ScopeList>()
+                .map_err(|e| OAuthError::invalid_scope(e.to_string()))
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +297,18 @@ mod tests {
         assert!(!a.includes(&list));
         assert!("a \"b\"".parse::<ScopeList>().is_err());
         assert!("".parse::<ScopeList>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn grants_follow_the_seed_rules() {
+        let available: ScopeList = "a b".parse().unwrap();
+        let asked: ScopeList = "a c".parse().unwrap();
+        let err = grant(Some(&asked), &available, false).unwrap_err();
+        assert_eq!(err.description, "Unknown or unavailable scope: c");
+        let err = grant(None, &available, false).unwrap_err();
+        assert_eq!(err.description, "Scope must be provided for this client");
+        assert!(grant(None, &ScopeList::new(), true).is_err());
+        assert!(parse_requested(Some("a\\b")).is_err());
+        assert_eq!(parse_requested(None).unwrap(), None);
     }
 }

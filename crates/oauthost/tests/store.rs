@@ -475,7 +475,122 @@ async fn sessions_expire_and_are_replaced(db: &TestDatabase) {
     assert_eq!(store.load_session(&id, at(0)).await.unwrap(), None);
 }
 
+fn refreshable(user_id: i64, client_id: i64, family: &str) -> (NewToken, Secret) {
+    let refresh = Secret::generate();
+    let token = NewToken {
+        access_token_hash: Secret::generate().hash(),
+        refresh_token_hash: Some(refresh.hash()),
+        user_id: Some(user_id),
+        client_id,
+        code_id: None,
+        scopes: "polls:index".parse().unwrap(),
+        issued_at: at(0),
+        expires_at: at(3600),
+        refresh_family: Some(family.into()),
+    };
+    (token, refresh)
+}
+
+async fn refresh_rotation_is_atomic_and_families_revoke_together(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    let (first, first_refresh) = refreshable(alice, client, "fam");
+    let first = store.insert_token(first).await.unwrap();
+    let (unrelated, _) = refreshable(alice, client, "other");
+    let unrelated = store.insert_token(unrelated).await.unwrap();
+    assert_eq!(
+        store
+            .find_token_by_refresh(&first_refresh.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let (next, _) = refreshable(alice, client, "fam");
+            tokio::spawn(async move { store.rotate_token(first.id, next).await.unwrap() })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for attempt in attempts {
+        winners.extend(attempt.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "exactly one rotation wins");
+    let old = store
+        .find_token(&first.access_token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.refresh_rotated && old.revoked);
+
+    assert_eq!(
+        store.revoke_family("fam").await.unwrap(),
+        1,
+        "the new token"
+    );
+    assert!(
+        store
+            .find_token(&winners[0].access_token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !store
+            .find_token(&unrelated.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+}
+
+async fn login_failures_lock_then_recover(db: &TestDatabase) {
+    let store = open(db).await;
+    let key = "user:alice";
+    let fail = |now: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .record_login_failure(key, at(now), at(now - 600), 3, at(now + 300))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(fail(0).await, 1);
+    assert_eq!(fail(10).await, 2);
+    assert_eq!(store.login_locked_until(key, at(10)).await.unwrap(), None);
+    assert_eq!(fail(20).await, 3);
+    assert_eq!(
+        store.login_locked_until(key, at(21)).await.unwrap(),
+        Some(at(320))
+    );
+    assert_eq!(
+        store.login_locked_until("user:bob", at(21)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.login_locked_until(key, at(320)).await.unwrap(),
+        None,
+        "recovers"
+    );
+    assert_eq!(
+        fail(1000).await,
+        1,
+        "a new window starts after the old one ended"
+    );
+    store.clear_login_failures(key).await.unwrap();
+    assert_eq!(fail(1001).await, 1);
+}
+
 backend_tests!(
+    refresh_rotation_is_atomic_and_families_revoke_together,
+    login_failures_lock_then_recover,
     migrations_apply_once,
     users_are_unique_by_username,
     scopes_are_listed_by_title,

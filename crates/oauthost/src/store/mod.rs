@@ -117,6 +117,40 @@ pub trait TokenStore: Send + Sync {
     /// Revokes every token issued for the authorization code `code_id` (after a code was
     /// replayed); returns how many were still active.
     async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64>;
+    /// The token whose refresh token hashes to `refresh_hash`.
+    async fn find_token_by_refresh(&self, refresh_hash: &SecretHash) -> StoreResult<Option<Token>>;
+    /// Replaces the token `old_id` by `new`, atomically: the old token is marked rotated and
+    /// revoked and the new one stored, in one transaction. Of concurrent calls for one old
+    /// token, exactly one gets the new token; the others get `None` and nothing is written.
+    async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>>;
+    /// Revokes every token of a refresh family (after a refresh token was replayed);
+    /// returns how many were still active.
+    async fn revoke_family(&self, family: &str) -> StoreResult<u64>;
+}
+
+/// Counters of failed logins, for throttling password guessing across every server
+/// instance that shares the database.
+#[async_trait]
+pub trait LoginThrottleStore: Send + Sync {
+    /// Counts one failure for `key`, in a window that restarts when the previous one began
+    /// before `window_start`; locks the key until `lock_until` once `max_failures` is reached.
+    /// Returns the failures counted in the current window.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window_start: OffsetDateTime,
+        max_failures: u32,
+        lock_until: OffsetDateTime,
+    ) -> StoreResult<u32>;
+    /// Until when `key` is locked, if it is locked at `now`.
+    async fn login_locked_until(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<OffsetDateTime>>;
+    /// Forgets the failures of `key` (after a successful login).
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
 }
 
 /// Server-side sessions of the login and consent pages, keyed by the hash of their id.
@@ -155,7 +189,14 @@ impl fmt::Display for Backend {
 /// Every storage role, plus schema migrations: what the server and the command line use.
 #[async_trait]
 pub trait Store:
-    UserStore + ScopeStore + ClientStore + CodeStore + TokenStore + SessionStore + fmt::Debug
+    UserStore
+    + ScopeStore
+    + ClientStore
+    + CodeStore
+    + TokenStore
+    + SessionStore
+    + LoginThrottleStore
+    + fmt::Debug
 {
     /// The database this store runs on.
     fn backend(&self) -> Backend;

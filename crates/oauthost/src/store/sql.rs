@@ -24,7 +24,7 @@ macro_rules! impl_store {
                 },
                 AuthorizationCode, Backend, Client, ClientStore, ClientSummary, CodeRedemption,
                 CodeStore, MigrationInfo, NewAuthorizationCode, NewClient, NewScope, NewToken,
-                NewUser, Scope, ScopeStore, SessionRecord, SessionStore, Store, StoreError,
+                NewUser, Scope, ScopeStore, SessionRecord, LoginThrottleStore, SessionStore, Store, StoreError,
                 StoreResult, Token, TokenStore, User, UserStore,
             };
 
@@ -397,6 +397,66 @@ macro_rules! impl_store {
                     Ok(done.rows_affected() > 0)
                 }
 
+                async fn find_token_by_refresh(
+                    &self,
+                    refresh_hash: &SecretHash,
+                ) -> StoreResult<Option<Token>> {
+                    let row: Option<TokenRow> = sqlx::query_as(concat!(
+                        "SELECT ", token_columns!(),
+                        " FROM oauthost_tokens WHERE refresh_token_hash = $1"
+                    ))
+                    .bind(refresh_hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
+                async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>> {
+                    let mut tx = self.pool.begin().await?;
+                    let rotated = sqlx::query(
+                        "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
+                         WHERE id = $1 AND refresh_rotated = FALSE AND revoked = FALSE",
+                    )
+                    .bind(old_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if rotated.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    let row: TokenRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
+                         token_type, user_id, client_id, code_id, scopes, issued_at, \
+                         expires_at, refresh_family) \
+                         VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                        token_columns!()
+                    ))
+                    .bind(new.access_token_hash.as_bytes().as_slice())
+                    .bind(new.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                    .bind(new.user_id)
+                    .bind(new.client_id)
+                    .bind(new.code_id)
+                    .bind(new.scopes.to_string())
+                    .bind(new.issued_at.unix_timestamp())
+                    .bind(new.expires_at.unix_timestamp())
+                    .bind(&new.refresh_family)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(Some(row.try_into()?))
+                }
+
+                async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
+                    let done = sqlx::query(
+                        "UPDATE oauthost_tokens SET revoked = TRUE \
+                         WHERE refresh_family = $1 AND revoked = FALSE",
+                    )
+                    .bind(family)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
                 async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64> {
                     let done = sqlx::query(
                         "UPDATE oauthost_tokens SET revoked = TRUE \
@@ -444,6 +504,65 @@ macro_rules! impl_store {
                 async fn delete_session(&self, id_hash: &SecretHash) -> StoreResult<()> {
                     sqlx::query("DELETE FROM oauthost_sessions WHERE id_hash = $1")
                         .bind(id_hash.as_bytes().as_slice())
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl LoginThrottleStore for $store {
+                async fn record_login_failure(
+                    &self,
+                    key: &str,
+                    now: OffsetDateTime,
+                    window_start: OffsetDateTime,
+                    max_failures: u32,
+                    lock_until: OffsetDateTime,
+                ) -> StoreResult<u32> {
+                    // One statement: concurrent failures on several instances all count.
+                    let (failures,): (i64,) = sqlx::query_as(
+                        "INSERT INTO oauthost_login_failures (key, failures, window_start, locked_until) \
+                         VALUES ($1, 1, $2, CASE WHEN $4 <= 1 THEN $5 ELSE 0 END) \
+                         ON CONFLICT (key) DO UPDATE SET \
+                           failures = CASE WHEN oauthost_login_failures.window_start < $3 \
+                             THEN 1 ELSE oauthost_login_failures.failures + 1 END, \
+                           window_start = CASE WHEN oauthost_login_failures.window_start < $3 \
+                             THEN $2 ELSE oauthost_login_failures.window_start END, \
+                           locked_until = CASE WHEN (CASE WHEN oauthost_login_failures.window_start < $3 \
+                             THEN 1 ELSE oauthost_login_failures.failures + 1 END) >= $4 \
+                             THEN $5 ELSE oauthost_login_failures.locked_until END \
+                         RETURNING failures",
+                    )
+                    .bind(key)
+                    .bind(now.unix_timestamp())
+                    .bind(window_start.unix_timestamp())
+                    .bind(i64::from(max_failures))
+                    .bind(lock_until.unix_timestamp())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+                }
+
+                async fn login_locked_until(
+                    &self,
+                    key: &str,
+                    now: OffsetDateTime,
+                ) -> StoreResult<Option<OffsetDateTime>> {
+                    let row: Option<(i64,)> = sqlx::query_as(
+                        "SELECT locked_until FROM oauthost_login_failures \
+                         WHERE key = $1 AND locked_until > $2",
+                    )
+                    .bind(key)
+                    .bind(now.unix_timestamp())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.and_then(|(until,)| OffsetDateTime::from_unix_timestamp(until).ok()))
+                }
+
+                async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM oauthost_login_failures WHERE key = $1")
+                        .bind(key)
                         .execute(&self.pool)
                         .await?;
                     Ok(())
