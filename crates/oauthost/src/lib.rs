@@ -49,6 +49,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod server;
 pub mod store;
 pub mod toolbox;
 pub mod web;

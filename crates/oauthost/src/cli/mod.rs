@@ -9,7 +9,10 @@
 //! ```text
 //! oauthost [--database-url URL] [--debug] <COMMAND>
 //!   migrate
-//!   serve [--bind ADDR] [--no-migrate]
+//!   serve [--bind ADDR] [--no-migrate] [--tls-cert FILE --tls-key FILE]
+//!         [--trust-forwarded-proto] [--issuer URL] [--mount-path PATH]
+//!         [--no-implicit-grant] [--no-password-grant] [--no-pkce-plain]
+//!         [--template NAME=FILE]...
 //!   user create USERNAME (--password P | --password-stdin) [--staff]
 //!   user list
 //!   scope add IDENTIFIER [--title T] [--disabled]
@@ -32,7 +35,7 @@ use std::{
 use clap::{builder::BoolishValueParser, Args, Parser, Subcommand};
 use oauthost_core::client::GrantType;
 use serde_json::json;
-pub use serve::ServeArgs;
+pub use serve::{serve_app, ServeArgs};
 use time::format_description::well_known::Rfc3339;
 
 use crate::{
@@ -64,6 +67,15 @@ pub enum CliError {
     /// The server stopped with an error.
     #[error("server error: {0}")]
     Serve(#[source] io::Error),
+    /// Page templates could not be loaded.
+    #[error(transparent)]
+    Templates(#[from] crate::web::TemplateError),
+    /// The TLS certificate or key could not be used.
+    #[error("cannot use the TLS certificate and key: {0}")]
+    Tls(String),
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
     /// Standard output could not be written.
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),

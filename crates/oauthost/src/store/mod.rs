@@ -85,6 +85,8 @@ pub trait ClientStore: Send + Sync {
     async fn register_client(&self, client: NewClient, now: OffsetDateTime) -> StoreResult<Client>;
     /// The client whose public identifier is `identifier`.
     async fn find_client(&self, identifier: &str) -> StoreResult<Option<Client>>;
+    /// The client with database key `id`.
+    async fn find_client_by_key(&self, id: i64) -> StoreResult<Option<Client>>;
     /// Every client with its registrant's username, by title.
     async fn list_clients(&self) -> StoreResult<Vec<ClientSummary>>;
     /// The redirect URIs registered for the client with database key `client_id`, in

@@ -260,6 +260,16 @@ macro_rules! impl_store {
                     row.map(TryInto::try_into).transpose()
                 }
 
+                async fn find_client_by_key(&self, id: i64) -> StoreResult<Option<Client>> {
+                    let row: Option<ClientRow> = sqlx::query_as(concat!(
+                        "SELECT ", client_columns!(), " FROM oauthost_clients WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                }
+
                 async fn list_clients(&self) -> StoreResult<Vec<ClientSummary>> {
                     let rows: Vec<ClientSummaryRow> = sqlx::query_as(
                         "SELECT c.id, c.identifier, c.title, c.secret_hash, c.client_type, \

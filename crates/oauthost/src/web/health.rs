@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use crate::store::DynStore;
 
-pub(super) fn router(store: DynStore) -> Router {
+/// `GET /healthz` over `store`.
+pub fn router(store: DynStore) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .with_state(store)

@@ -1,23 +1,104 @@
-//! The axum layer.
+//! The axum layer: turns HTTP requests into calls of the [`Oauthost`] logic and its results
+//! into responses.
 //!
-//! Each web module exposes a function returning a [`Router`]; [`router`] merges them into
-//! the one an application merges into its own (the seed's `urlpatterns += oauthost_urlpatterns`).
+//! [`Oauthost::router`] gives the router an application merges into its own (the seed's
+//! `urlpatterns += oauthost_urlpatterns`): `/auth/`, `/token/`, `/login/`, `/logout/`,
+//! `/revoke/`, `/introspect/` and `/.well-known/oauth-authorization-server`, under
+//! [`Settings::mount_path`](crate::server::Settings::mount_path) when one is set.
+//!
+//! Unless in debug mode, every one of them refuses plain http with 403 "OAuth 2.0 requires
+//! secure connection". Serve the router with
+//! `into_make_service_with_connect_info::<SocketAddr>()` so that login throttling can see
+//! client addresses.
 
+mod authorize;
+mod forms;
 mod health;
+mod login;
+mod metadata;
+mod responses;
+mod security;
+mod session;
+mod templates;
+mod token;
 
-use axum::Router;
+use axum::{
+    extract::DefaultBodyLimit,
+    middleware::from_fn_with_state,
+    routing::{get, post},
+    Router,
+};
+pub use health::router as health_router;
+pub use templates::{TemplateError, Templates, TEMPLATE_NAMES};
 
-use crate::store::DynStore;
+use crate::server::Oauthost;
 
-/// Everything oauthost serves, over `store`.
-///
-/// ```
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let store = oauthost::store::connect("sqlite::memory:").await?;
-/// let app: axum::Router = axum::Router::new().merge(oauthost::web::router(store));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// # }).unwrap();
-/// ```
-pub fn router(store: DynStore) -> Router {
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct WebState {
+    server: Oauthost,
+    templates: Templates,
+}
+
+impl WebState {
+    /// `path` under the mount path.
+    pub(crate) fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.server.settings().mount_path)
+    }
+}
+
+impl Oauthost {
+    /// The authorization server's routes, with the built-in page templates.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use oauthost::server::Oauthost;
+    ///
+    /// let store = oauthost::store::connect("sqlite::memory:").await?;
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "my app" }))
+    ///     .merge(Oauthost::new(store).router());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn router(&self) -> Router {
+        self.router_with_templates(Templates::default())
+    }
+
+    /// The authorization server's routes, with some page templates replaced.
+    pub fn router_with_templates(&self, templates: Templates) -> Router {
+        let state = WebState {
+            server: self.clone(),
+            templates,
+        };
+        let mount = self.settings().mount_path.trim_end_matches('/').to_owned();
+        let endpoints = Router::new()
+            .route("/auth/", get(authorize::get).post(authorize::post))
+            .route("/token/", post(token::token))
+            .route("/revoke/", post(token::revoke))
+            .route("/introspect/", post(token::introspect))
+            .route("/login/", get(login::show).post(login::submit))
+            .route("/logout/", get(login::confirm_logout).post(login::logout));
+        let endpoints = if mount.is_empty() {
+            endpoints
+        } else {
+            Router::new().nest(&mount, endpoints)
+        };
+        endpoints
+            .route(
+                &format!("/.well-known/oauth-authorization-server{mount}"),
+                get(metadata::metadata),
+            )
+            .layer(DefaultBodyLimit::max(forms::MAX_BODY_BYTES))
+            .layer(from_fn_with_state(
+                state.clone(),
+                security::require_secure_connection,
+            ))
+            .with_state(state)
+    }
+}
+
+/// Only the health check, `GET /healthz`, over `store`.
+pub fn router(store: crate::store::DynStore) -> Router {
     health::router(store)
 }

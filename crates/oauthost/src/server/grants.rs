@@ -1,0 +1,264 @@
+//! The token endpoint's grants (RFC 6749 §4.1.3, §4.3, §4.4, §6; RFC 7636 §4.6).
+
+use oauthost_core::{
+    client::{ClientType, GrantType},
+    error::{ErrorCode, OAuthError},
+    params::Params,
+    pkce::{self, CodeChallengeMethod},
+    scope::{self, ScopeList},
+    secret::Secret,
+};
+
+use super::{tokens::Refresh, ClientCredentials, IssuedToken, Oauthost, ServerResult};
+use crate::store::{Client, CodeRedemption};
+
+impl Oauthost {
+    /// Handles a token request: authenticates the client, checks the grant, issues a token.
+    pub async fn token(
+        &self,
+        params: &Params,
+        credentials: &ClientCredentials,
+    ) -> ServerResult<IssuedToken> {
+        let grant_type = params.get("grant_type")?;
+        let client = self.authenticate_client(credentials).await?;
+        let grant = match grant_type {
+            None => {
+                return Err(
+                    OAuthError::invalid_request("Parameter 'grant_type' is required").into(),
+                )
+            }
+            Some("authorization_code") => GrantType::AuthorizationCode,
+            Some("password") if self.settings().password_grant => GrantType::Password,
+            Some("client_credentials") => GrantType::ClientCredentials,
+            Some("refresh_token") => GrantType::RefreshToken,
+            Some(other) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!("Unsupported grant_type '{}'", other.escape_debug()),
+                )
+                .into())
+            }
+        };
+        if !client.grant_types.allows(grant) {
+            return Err(OAuthError::unauthorized_client(format!(
+                "This client may not use the {grant} grant"
+            ))
+            .into());
+        }
+        match grant {
+            GrantType::AuthorizationCode => self.authorization_code_grant(&client, params).await,
+            GrantType::Password => self.password_grant(&client, params).await,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, params).await,
+            GrantType::RefreshToken => self.refresh_grant(&client, params).await,
+            GrantType::Implicit => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "The implicit grant is used at the authorization endpoint",
+            )
+            .into()),
+        }
+    }
+
+    /// The scopes `client` may be granted now: its enabled registered scopes, or every
+    /// enabled scope when it is unrestricted. Returns them and whether it is restricted.
+    pub(crate) async fn available_scopes(
+        &self,
+        client: &Client,
+    ) -> ServerResult<(ScopeList, bool)> {
+        let registered = self.store().client_scopes(client.id).await?;
+        if registered.is_empty() {
+            let all = self.store().list_scopes().await?;
+            Ok((
+                all.into_iter()
+                    .filter(|s| s.enabled)
+                    .map(|s| s.identifier)
+                    .collect(),
+                false,
+            ))
+        } else {
+            Ok((
+                registered
+                    .into_iter()
+                    .filter(|s| s.enabled)
+                    .map(|s| s.identifier)
+                    .collect(),
+                true,
+            ))
+        }
+    }
+
+    /// The scope to grant for a `scope` parameter, by the seed's rules.
+    pub(crate) async fn grant_scope(
+        &self,
+        client: &Client,
+        requested: Option<&str>,
+    ) -> ServerResult<ScopeList> {
+        let requested = scope::parse_requested(requested)?;
+        let (available, restricted) = self.available_scopes(client).await?;
+        Ok(scope::grant(requested.as_ref(), &available, restricted)?)
+    }
+
+    async fn authorization_code_grant(
+        &self,
+        client: &Client,
+        params: &Params,
+    ) -> ServerResult<IssuedToken> {
+        let code = params.require("code")?;
+        let redirect_uri = params.require("redirect_uri")?;
+        let verifier = params.get("code_verifier")?;
+        let code = match self.store().redeem_code(&Secret::new(code).hash()).await? {
+            CodeRedemption::Redeemed(code) => code,
+            CodeRedemption::AlreadyUsed(code) => {
+                let revoked = self.store().revoke_tokens_from_code(code.id).await?;
+                tracing::warn!(client = %client.identifier, revoked, "authorization code replayed; its tokens are revoked");
+                return Err(
+                    OAuthError::invalid_grant("Authorization code has already been used").into(),
+                );
+            }
+            CodeRedemption::Unknown => {
+                return Err(OAuthError::invalid_grant("Invalid authorization code").into())
+            }
+        };
+        if code.client_id != client.id {
+            return Err(OAuthError::invalid_grant(
+                "Authorization code was issued to another client",
+            )
+            .into());
+        }
+        if code.expires_at <= self.now() {
+            return Err(OAuthError::invalid_grant("Authorization code has expired").into());
+        }
+        if code.redirect_uri != redirect_uri {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the one of the authorization request",
+            )
+            .into());
+        }
+        match (&code.code_challenge, verifier) {
+            (Some(challenge), Some(verifier)) => {
+                let method = code
+                    .code_challenge_method
+                    .as_deref()
+                    .unwrap_or("plain")
+                    .parse::<CodeChallengeMethod>()?;
+                if !pkce::verify(verifier, challenge, method) {
+                    return Err(OAuthError::invalid_grant(
+                        "code_verifier does not match the code challenge",
+                    )
+                    .into());
+                }
+            }
+            (Some(_), None) => {
+                return Err(
+                    OAuthError::invalid_grant("code_verifier is required for this code").into(),
+                )
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier was sent but the authorization request had no code_challenge",
+                )
+                .into())
+            }
+            (None, None) => {}
+        }
+        self.issue_token(
+            client,
+            Some(code.user_id),
+            code.scopes,
+            Some(code.id),
+            Refresh::New,
+        )
+        .await
+    }
+
+    async fn password_grant(&self, client: &Client, params: &Params) -> ServerResult<IssuedToken> {
+        let username = params.require("username")?;
+        let password = params.require("password")?;
+        let scope = self.grant_scope(client, params.get("scope")?).await?;
+        let Some(user) = self
+            .authenticator()
+            .authenticate(username, password)
+            .await?
+        else {
+            return Err(OAuthError::invalid_grant("Invalid username or password").into());
+        };
+        self.issue_token(client, Some(user.id), scope, None, Refresh::New)
+            .await
+    }
+
+    async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        params: &Params,
+    ) -> ServerResult<IssuedToken> {
+        if client.client_type != ClientType::Confidential || client.secret_hash.is_none() {
+            return Err(OAuthError::unauthorized_client(
+                "Only confidential clients may use the client_credentials grant",
+            )
+            .into());
+        }
+        let scope = self.grant_scope(client, params.get("scope")?).await?;
+        self.issue_token(
+            client,
+            Some(client.registrant_id),
+            scope,
+            None,
+            Refresh::None,
+        )
+        .await
+    }
+
+    async fn refresh_grant(&self, client: &Client, params: &Params) -> ServerResult<IssuedToken> {
+        let value = params.require("refresh_token")?;
+        let requested = scope::parse_requested(params.get("scope")?)?;
+        let Some(old) = self
+            .store()
+            .find_token_by_refresh(&Secret::new(value).hash())
+            .await?
+        else {
+            return Err(OAuthError::invalid_grant("Invalid refresh token").into());
+        };
+        if old.client_id != client.id {
+            return Err(
+                OAuthError::invalid_grant("Refresh token was issued to another client").into(),
+            );
+        }
+        let family = old.refresh_family.clone().unwrap_or_default();
+        if old.refresh_rotated {
+            let revoked = self.store().revoke_family(&family).await?;
+            tracing::warn!(client = %client.identifier, revoked, "refresh token replayed; its family is revoked");
+            return Err(OAuthError::invalid_grant("Refresh token has already been used").into());
+        }
+        if old.revoked {
+            return Err(OAuthError::invalid_grant("Refresh token has been revoked").into());
+        }
+        if let Some(user_id) = old.user_id {
+            match self.store().user_by_id(user_id).await? {
+                Some(user) if user.is_active => {}
+                _ => return Err(OAuthError::invalid_grant("The token's user is inactive").into()),
+            }
+        }
+        let scope = match requested {
+            Some(narrower) if !narrower.is_empty() => {
+                if !old.scopes.includes(&narrower) {
+                    return Err(OAuthError::invalid_scope(
+                        "The requested scope exceeds the scope originally granted",
+                    )
+                    .into());
+                }
+                narrower
+            }
+            _ => old.scopes.clone(),
+        };
+        self.issue_token(
+            client,
+            old.user_id,
+            scope,
+            old.code_id,
+            Refresh::Rotate {
+                old_id: old.id,
+                family,
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,251 @@
+//! The authorization server's logic: what `/auth/`, `/token/`, `/revoke/` and
+//! `/introspect/` decide, over the store, without HTTP.
+//!
+//! [`Oauthost`] holds the store, the authenticator, the clock and the [`Settings`]; the
+//! [`web`](crate::web) layer turns requests into calls of its methods and their results into
+//! responses.
+
+mod authorize;
+mod client_auth;
+mod grants;
+mod tokens;
+
+use std::{sync::Arc, time::Duration};
+
+pub use authorize::{AuthorizationRequest, AuthorizeError, ClientRedirect, ResponseType};
+pub use client_auth::ClientCredentials;
+use oauthost_core::{clock::Clock, error::OAuthError};
+pub use tokens::{Introspection, IssuedToken, TokenInfo};
+
+use crate::{
+    auth::{default_hashing_limit, AuthError, Authenticator, StoreAuthenticator},
+    store::{DynStore, StoreError},
+};
+
+/// What can fail while handling a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request is refused: told to the client as is.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// The store failed: logged, and told to the client as `server_error` only.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// The authenticator failed.
+    #[error("user authentication failed: {0}")]
+    Auth(#[from] AuthError),
+}
+
+/// Short for results of the server's logic.
+pub type ServerResult<T> = Result<T, ServerError>;
+
+/// Throttling of failed logins.
+#[derive(Debug, Clone)]
+pub struct LoginThrottle {
+    /// Failures of one username allowed within `window` before it is locked.
+    pub max_failures_per_user: u32,
+    /// Failures from one client address allowed within `window` before it is locked.
+    pub max_failures_per_address: u32,
+    /// The window in which failures are counted.
+    pub window: Duration,
+    /// How long a locked username or address stays locked.
+    pub lockout: Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            max_failures_per_user: 5,
+            max_failures_per_address: 20,
+            window: Duration::from_secs(15 * 60),
+            lockout: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// How the server behaves. The defaults are the safe ones, with the seed's grants on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Debug mode (the seed's DEBUG): plain http allowed, more detail in error pages.
+    pub debug: bool,
+    /// Requests arrive over TLS (the server terminates it itself).
+    pub tls: bool,
+    /// Trust `X-Forwarded-Proto: https` (and `X-Forwarded-For`) from a TLS-terminating
+    /// proxy. Off by default: without a proxy that sets them, clients could forge them.
+    pub trust_forwarded_proto: bool,
+    /// The implicit grant (`response_type=token`) is offered.
+    pub implicit_grant: bool,
+    /// The password grant is offered.
+    pub password_grant: bool,
+    /// PKCE's `plain` method is accepted (`S256` always is).
+    pub pkce_plain: bool,
+    /// Public clients must use PKCE with the authorization code grant.
+    pub pkce_required_for_public_clients: bool,
+    /// Lifetime of authorization codes.
+    pub code_lifetime: Duration,
+    /// Lifetime of a login session without activity.
+    pub session_lifetime: Duration,
+    /// Throttling of failed logins.
+    pub login_throttle: LoginThrottle,
+    /// Protection space named in `WWW-Authenticate` headers.
+    pub realm: String,
+    /// The issuer identifier for server metadata (RFC 8414), such as
+    /// `https://auth.example.com`; by default built from each request's host.
+    pub issuer: Option<String>,
+    /// The path under which the router is mounted, such as `/oauth` (default: none).
+    pub mount_path: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            debug: false,
+            tls: false,
+            trust_forwarded_proto: false,
+            implicit_grant: true,
+            password_grant: true,
+            pkce_plain: true,
+            pkce_required_for_public_clients: true,
+            code_lifetime: Duration::from_secs(600),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            login_throttle: LoginThrottle::default(),
+            realm: "oauthost".into(),
+            issuer: None,
+            mount_path: String::new(),
+        }
+    }
+}
+
+struct Inner {
+    store: DynStore,
+    authenticator: Arc<dyn Authenticator>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+/// A configured authorization server. Cheap to clone.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use oauthost::server::{Oauthost, Settings};
+///
+/// let store = oauthost::store::connect("sqlite::memory:").await?;
+/// let server = Oauthost::builder(store)
+///     .settings(Settings { debug: true, ..Settings::default() })
+///     .build();
+/// let app: axum::Router = axum::Router::new().merge(server.router());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Oauthost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Oauthost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oauthost")
+            .field("store", &self.inner.store)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Oauthost {
+    /// A server over `store`, with default settings, oauthost's own user table for logins,
+    /// and the system clock.
+    pub fn new(store: DynStore) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// A builder, to change the settings, the authenticator or the clock.
+    pub fn builder(store: DynStore) -> OauthostBuilder {
+        OauthostBuilder {
+            store,
+            authenticator: None,
+            clock: Arc::new(oauthost_core::clock::SystemClock),
+            settings: Settings::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The authenticator.
+    pub fn authenticator(&self) -> &dyn Authenticator {
+        &*self.inner.authenticator
+    }
+
+    /// The current time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.inner.clock.now()
+    }
+}
+
+/// Builds an [`Oauthost`].
+#[must_use]
+pub struct OauthostBuilder {
+    store: DynStore,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for OauthostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OauthostBuilder")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OauthostBuilder {
+    /// Replaces the settings.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Checks logins with `authenticator` instead of oauthost's own user table.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Reads the time from `clock` (tests move a
+    /// [`ManualClock`](oauthost_core::clock::ManualClock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> Oauthost {
+        let authenticator = self.authenticator.unwrap_or_else(|| {
+            Arc::new(StoreAuthenticator::new(
+                self.store.clone(),
+                default_hashing_limit(),
+            ))
+        });
+        Oauthost {
+            inner: Arc::new(Inner {
+                store: self.store,
+                authenticator,
+                clock: self.clock,
+                settings: self.settings,
+            }),
+        }
+    }
+}
+
+/// Seconds of a [`Duration`], as the store's `time` arithmetic wants them.
+pub(crate) fn seconds(duration: Duration) -> time::Duration {
+    time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,278 @@
+//! Issuing, checking, revoking and introspecting tokens.
+
+use oauthost_core::{
+    client::GrantType,
+    error::{ErrorCode, OAuthError},
+    params::Params,
+    scope::ScopeList,
+    secret::{random_identifier, Secret},
+};
+use serde::Serialize;
+
+use super::{ClientCredentials, Oauthost, ServerResult};
+use crate::store::{Client, NewToken, Token};
+
+/// A token just issued: the values to send once.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The access token.
+    pub access_token: Secret,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// The refresh token, when the grant gives one.
+    pub refresh_token: Option<Secret>,
+    /// The scopes granted.
+    pub scope: ScopeList,
+}
+
+/// Whether and how a new token gets a refresh token.
+#[derive(Debug)]
+pub(crate) enum Refresh {
+    /// No refresh token (client credentials, implicit).
+    None,
+    /// A refresh token starting a new family, if the client may refresh.
+    New,
+    /// A refresh token replacing the token `old_id` of `family`.
+    Rotate {
+        /// Database key of the token being replaced.
+        old_id: i64,
+        /// Its family.
+        family: String,
+    },
+}
+
+/// A valid access token with what a resource server needs to know about it.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// The stored token.
+    pub token: Token,
+    /// The public identifier of its client.
+    pub client_id: String,
+    /// The username of its user, if it has one.
+    pub username: Option<String>,
+}
+
+/// An introspection response (RFC 7662 §2.2).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// Its scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Its client's identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Its user's username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `Bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// Expiry, in Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issue time, in Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            scope: None,
+            client_id: None,
+            username: None,
+            token_type: None,
+            exp: None,
+            iat: None,
+        }
+    }
+}
+
+impl Oauthost {
+    /// Issues an access token (and a refresh token, as `refresh` says) to `client`.
+    pub(crate) async fn issue_token(
+        &self,
+        client: &Client,
+        user_id: Option<i64>,
+        scope: ScopeList,
+        code_id: Option<i64>,
+        refresh: Refresh,
+    ) -> ServerResult<IssuedToken> {
+        let now = self.now();
+        let access_token = Secret::generate();
+        let (refresh_token, family, rotating) = match refresh {
+            Refresh::None => (None, None, None),
+            Refresh::New if client.grant_types.allows(GrantType::RefreshToken) => {
+                (Some(Secret::generate()), Some(random_identifier()), None)
+            }
+            Refresh::New => (None, None, None),
+            Refresh::Rotate { old_id, family } => {
+                (Some(Secret::generate()), Some(family), Some(old_id))
+            }
+        };
+        let new = NewToken {
+            access_token_hash: access_token.hash(),
+            refresh_token_hash: refresh_token.as_ref().map(Secret::hash),
+            user_id,
+            client_id: client.id,
+            code_id,
+            scopes: scope.clone(),
+            issued_at: now,
+            expires_at: now + time::Duration::seconds(client.token_lifetime),
+            refresh_family: family.clone(),
+        };
+        match rotating {
+            None => {
+                self.store().insert_token(new).await?;
+            }
+            Some(old_id) => {
+                if self.store().rotate_token(old_id, new).await?.is_none() {
+                    // Another request rotated it first: a replay.
+                    if let Some(family) = &family {
+                        self.store().revoke_family(family).await?;
+                    }
+                    return Err(
+                        OAuthError::invalid_grant("Refresh token has already been used").into(),
+                    );
+                }
+            }
+        }
+        Ok(IssuedToken {
+            access_token,
+            expires_in: client.token_lifetime,
+            refresh_token,
+            scope,
+        })
+    }
+
+    /// The access token `value`, if it is active: known, not revoked, not expired, and its
+    /// user (if any) still active.
+    pub async fn check_access_token(&self, value: &str) -> ServerResult<Option<TokenInfo>> {
+        let Some(token) = self.store().find_token(&Secret::new(value).hash()).await? else {
+            return Ok(None);
+        };
+        self.describe_if_active(token, true).await
+    }
+
+    /// `token` with its client and user, unless revoked, expired (when `check_expiry`: a
+    /// refresh token outlives its access token) or its user is inactive.
+    async fn describe_if_active(
+        &self,
+        token: Token,
+        check_expiry: bool,
+    ) -> ServerResult<Option<TokenInfo>> {
+        if token.revoked || (check_expiry && token.expires_at <= self.now()) {
+            return Ok(None);
+        }
+        let username = match token.user_id {
+            Some(user_id) => match self.store().user_by_id(user_id).await? {
+                Some(user) if user.is_active => Some(user.username),
+                _ => return Ok(None),
+            },
+            None => None,
+        };
+        let Some(client) = self.store().find_client_by_key(token.client_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(TokenInfo {
+            token,
+            client_id: client.identifier,
+            username,
+        }))
+    }
+
+    /// The token `value` names, as an access token or, failing that, a refresh token;
+    /// `token_type_hint` only changes which is tried first.
+    async fn find_any_token(
+        &self,
+        value: &str,
+        hint: Option<&str>,
+    ) -> ServerResult<Option<(Token, bool)>> {
+        let hash = Secret::new(value).hash();
+        let refresh_first = hint == Some("refresh_token");
+        for refresh in [refresh_first, !refresh_first] {
+            let found = if refresh {
+                self.store().find_token_by_refresh(&hash).await?
+            } else {
+                self.store().find_token(&hash).await?
+            };
+            if let Some(token) = found {
+                return Ok(Some((token, refresh)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Token revocation (RFC 7009). Unknown tokens are not an error; a token of another
+    /// client is refused. Revoking a refresh token revokes its whole family.
+    pub async fn revoke(
+        &self,
+        params: &Params,
+        credentials: &ClientCredentials,
+    ) -> ServerResult<()> {
+        let client = self.authenticate_client(credentials).await?;
+        let value = params.require("token")?;
+        let hint = params.get("token_type_hint")?;
+        if let Some(hint) = hint {
+            if !matches!(hint, "access_token" | "refresh_token") {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedTokenType,
+                    "token_type_hint must be access_token or refresh_token",
+                )
+                .into());
+            }
+        }
+        let Some((token, was_refresh)) = self.find_any_token(value, hint).await? else {
+            return Ok(());
+        };
+        if token.client_id != client.id {
+            return Err(
+                OAuthError::unauthorized_client("The token was not issued to this client").into(),
+            );
+        }
+        match (&token.refresh_family, was_refresh) {
+            (Some(family), true) => {
+                self.store().revoke_family(family).await?;
+            }
+            _ => {
+                self.store().revoke_token(token.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Token introspection (RFC 7662), for confidential clients (resource servers).
+    pub async fn introspect(
+        &self,
+        params: &Params,
+        credentials: &ClientCredentials,
+    ) -> ServerResult<Introspection> {
+        let client = self.authenticate_client(credentials).await?;
+        if client.secret_hash.is_none() {
+            return Err(OAuthError::unauthorized_client(
+                "Only confidential clients may introspect tokens",
+            )
+            .into());
+        }
+        let value = params.require("token")?;
+        let hint = params.get("token_type_hint")?;
+        let Some((token, was_refresh)) = self.find_any_token(value, hint).await? else {
+            return Ok(Introspection::inactive());
+        };
+        let Some(info) = self.describe_if_active(token, !was_refresh).await? else {
+            return Ok(Introspection::inactive());
+        };
+        Ok(Introspection {
+            active: true,
+            scope: Some(info.token.scopes.to_string()),
+            client_id: Some(info.client_id),
+            username: info.username,
+            token_type: Some("Bearer"),
+            exp: Some(info.token.expires_at.unix_timestamp()),
+            iat: Some(info.token.issued_at.unix_timestamp()),
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! Server-side sessions for the login and consent pages, and their CSRF tokens.
+//!
+//! The cookie carries a 256-bit random id; the database keeps the session under the id's
+//! SHA-256 hash, so that a stolen database holds no usable session. The cookie is
+//! `HttpOnly`, `SameSite=Lax`, and `Secure` on https. The id is renewed at login.
+
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use oauthost_core::secret::{random_identifier, Secret};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    server::{seconds, Oauthost, ServerResult},
+    store::SessionRecord,
+};
+
+/// The session cookie's name.
+pub(crate) const COOKIE_NAME: &str = "oauthost_session";
+/// The form field carrying the CSRF token (Django's name, so seed templates keep working).
+pub(crate) const CSRF_FIELD: &str = "csrfmiddlewaretoken";
+/// How many authorization requests may wait for a decision in one session.
+const MAX_PENDING: usize = 8;
+
+/// An authorization request shown on a consent page, waiting for the user's decision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// Random id, posted back by the consent form.
+    pub(crate) id: String,
+    /// The request's parameters, validated again when the decision comes.
+    pub(crate) params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SessionData {
+    user_id: Option<i64>,
+    username: Option<String>,
+    csrf_token: Option<String>,
+    pending: Vec<Pending>,
+}
+
+/// One browser's session, loaded for a request and saved with its response.
+#[derive(Debug)]
+pub(crate) struct Session {
+    id: Option<Secret>,
+    data: SessionData,
+    changed: bool,
+    renew: bool,
+    end: bool,
+}
+
+impl Session {
+    /// The session named by the request's cookie, or a new empty one.
+    pub(crate) async fn load(server: &Oauthost, jar: &CookieJar) -> ServerResult<Self> {
+        if let Some(cookie) = jar.get(COOKIE_NAME) {
+            let id = Secret::new(cookie.value());
+            if let Some(record) = server
+                .store()
+                .load_session(&id.hash(), server.now())
+                .await?
+            {
+                if let Ok(data) = serde_json::from_slice(&record.data) {
+                    return Ok(Self {
+                        id: Some(id),
+                        data,
+                        changed: false,
+                        renew: false,
+                        end: false,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            id: None,
+            data: SessionData::default(),
+            changed: false,
+            renew: false,
+            end: false,
+        })
+    }
+
+    /// The logged-in user's database key and username.
+    pub(crate) fn user(&self) -> Option<(i64, &str)> {
+        Some((self.data.user_id?, self.data.username.as_deref()?))
+    }
+
+    /// The session's CSRF token, created on first use.
+    pub(crate) fn csrf_token(&mut self) -> String {
+        if let Some(token) = &self.data.csrf_token {
+            return token.clone();
+        }
+        let token = random_identifier();
+        self.data.csrf_token = Some(token.clone());
+        self.changed = true;
+        token
+    }
+
+    /// Whether `presented` is this session's CSRF token (compared in constant time).
+    pub(crate) fn csrf_matches(&self, presented: Option<&str>) -> bool {
+        match (&self.data.csrf_token, presented) {
+            (Some(expected), Some(presented)) => {
+                expected.as_bytes().ct_eq(presented.as_bytes()).into()
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a login: the session id and CSRF token are renewed, against fixation.
+    pub(crate) fn log_in(&mut self, user_id: i64, username: &str) {
+        self.data.user_id = Some(user_id);
+        self.data.username = Some(username.to_owned());
+        self.data.csrf_token = Some(random_identifier());
+        self.renew = true;
+        self.changed = true;
+    }
+
+    /// Ends the session: its record is deleted and its cookie removed.
+    pub(crate) fn log_out(&mut self) {
+        self.end = true;
+    }
+
+    /// Keeps `params` as a request waiting for a decision and returns its id. The oldest
+    /// are forgotten past a few.
+    pub(crate) fn add_pending(&mut self, params: Vec<(String, String)>) -> String {
+        let id = random_identifier();
+        self.data.pending.push(Pending {
+            id: id.clone(),
+            params,
+        });
+        let excess = self.data.pending.len().saturating_sub(MAX_PENDING);
+        self.data.pending.drain(..excess);
+        self.changed = true;
+        id
+    }
+
+    /// Removes and returns the pending request chosen by `choose`: a decision is used once.
+    pub(crate) fn take_pending(&mut self, choose: impl Fn(&Pending) -> bool) -> Option<Pending> {
+        let index = self.data.pending.iter().rposition(choose)?;
+        self.changed = true;
+        Some(self.data.pending.remove(index))
+    }
+
+    /// Writes the session if it changed and sets or removes the cookie on `jar`.
+    pub(crate) async fn save(
+        self,
+        server: &Oauthost,
+        jar: CookieJar,
+        secure: bool,
+    ) -> ServerResult<CookieJar> {
+        let store = server.store();
+        if self.end {
+            if let Some(id) = &self.id {
+                store.delete_session(&id.hash()).await?;
+            }
+            return Ok(jar.remove(Cookie::build(COOKIE_NAME).path("/")));
+        }
+        if !self.changed {
+            return Ok(jar);
+        }
+        let id = match (self.id, self.renew) {
+            (Some(old), true) => {
+                store.delete_session(&old.hash()).await?;
+                Secret::generate()
+            }
+            (Some(id), false) => id,
+            (None, _) => Secret::generate(),
+        };
+        let data = serde_json::to_vec(&self.data).unwrap_or_default();
+        store
+            .save_session(&SessionRecord {
+                id_hash: id.hash(),
+                data,
+                expires_at: server.now() + seconds(server.settings().session_lifetime),
+            })
+            .await?;
+        let cookie = Cookie::build((COOKIE_NAME, id.expose().to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(secure);
+        Ok(jar.add(cookie))
+    }
+}
