@@ -252,3 +252,248 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// An oauthost router served in this process on a loopback port, over real HTTP, with a
+/// clock the test moves.
+pub struct TestServer {
+    /// The server's logic and store.
+    pub server: oauthost::server::Oauthost,
+    /// The clock the server reads; starts at the real time.
+    pub clock: oauthost_core::clock::ManualClock,
+    base_url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Migrates `db` and serves oauthost on it with `settings` and the built-in templates.
+    pub async fn start(db: &TestDatabase, settings: oauthost::server::Settings) -> Self {
+        Self::start_with(db, settings, oauthost::web::Templates::default()).await
+    }
+
+    /// [`TestServer::start`] with page templates of the test's choosing.
+    #[allow(clippy::expect_used)]
+    pub async fn start_with(
+        db: &TestDatabase,
+        settings: oauthost::server::Settings,
+        templates: oauthost::web::Templates,
+    ) -> Self {
+        use oauthost_core::clock::Clock as _;
+        let store = oauthost::store::connect(db.url()).await.expect("open the test database");
+        store.migrate().await.expect("migrate the test database");
+        let clock = oauthost_core::clock::ManualClock::at_unix(
+            oauthost_core::clock::SystemClock.now().unix_timestamp(),
+        );
+        let server = oauthost::server::Oauthost::builder(store)
+            .settings(settings)
+            .clock(clock.clone())
+            .build();
+        let app = server.router_with_templates(templates);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let address = listener.local_addr().expect("a local address");
+        let task = tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
+        });
+        Self {
+            server,
+            clock,
+            base_url: format!("http://{address}"),
+            task,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &oauthost::store::DynStore {
+        self.server.store()
+    }
+
+    /// `http://ADDRESS` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A client that keeps cookies and does not follow redirects, like a browser whose
+    /// every step the test checks.
+    #[allow(clippy::expect_used)]
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("build an HTTP client")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The value of the hidden CSRF field in an HTML form.
+pub fn csrf_token(html: &str) -> Option<String> {
+    hidden_field(html, "csrfmiddlewaretoken")
+}
+
+/// The value of the hidden input called `name` in an HTML page.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+/// Steps of the OAuth flows, as a browser and a client perform them, for end-to-end tests.
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+pub mod flows {
+    use oauthost::{
+        store::DynStore,
+        toolbox::{self, ClientRegistration, RegisteredClient},
+    };
+    use reqwest::{Client, StatusCode};
+
+    use super::{csrf_token, hidden_field, TestServer};
+
+    /// Creates a user.
+    pub async fn user(store: &DynStore, username: &str, password: &str) {
+        toolbox::create_user(&**store, username, password, false)
+            .await
+            .expect("create a user");
+    }
+
+    /// Registers a client.
+    pub async fn client(store: &DynStore, registration: ClientRegistration) -> RegisteredClient {
+        toolbox::register_client(&**store, registration)
+            .await
+            .expect("register a client")
+    }
+
+    /// Logs `browser` in through the login form and checks the redirect to `next`.
+    pub async fn log_in(browser: &Client, server: &TestServer, username: &str, password: &str) {
+        let page = browser
+            .get(server.url("/login/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let token = csrf_token(&page).expect("the login form has a CSRF token");
+        let response = browser
+            .post(server.url("/login/"))
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("csrfmiddlewaretoken", &token),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND, "login of {username} failed");
+    }
+
+    /// Opens `/auth/?{query}` and returns the consent page's HTML (the browser must be
+    /// logged in and the request valid).
+    pub async fn consent_page(browser: &Client, server: &TestServer, query: &str) -> String {
+        let response = browser
+            .get(server.url(&format!("/auth/?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "/auth/?{query} did not show the consent page");
+        response.text().await.unwrap()
+    }
+
+    /// Posts the consent form of `page` with the user's decision and returns the response.
+    pub async fn decide(browser: &Client, server: &TestServer, page: &str, approve: bool) -> reqwest::Response {
+        let mut form = vec![
+            ("csrfmiddlewaretoken", csrf_token(page).expect("a CSRF token")),
+            ("request_id", hidden_field(page, "request_id").expect("a request id")),
+            ("auth_decision", "is_made".to_owned()),
+        ];
+        if approve {
+            form.push(("confirmed", "yes".to_owned()));
+        }
+        browser
+            .post(server.url("/auth/"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `Location` of a redirect.
+    pub fn location(response: &reqwest::Response) -> String {
+        assert_eq!(response.status(), StatusCode::FOUND, "expected a redirect");
+        response
+            .headers()
+            .get("location")
+            .expect("a Location header")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Parameter `name` of the query of `url`.
+    pub fn query_param(url: &str, name: &str) -> Option<String> {
+        let url = url::Url::parse(url).ok()?;
+        url.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned())
+    }
+
+    /// Parameter `name` of the fragment of `url`.
+    pub fn fragment_param(url: &str, name: &str) -> Option<String> {
+        let fragment = url::Url::parse(url).ok()?.fragment()?.to_owned();
+        url::form_urlencoded::parse(fragment.as_bytes())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// Logs in, asks for a code with `query`, approves, and returns the code.
+    pub async fn code(browser: &Client, server: &TestServer, query: &str) -> String {
+        let page = consent_page(browser, server, query).await;
+        let response = decide(browser, server, &page, true).await;
+        query_param(&location(&response), "code").expect("a code in the redirect")
+    }
+
+    /// Posts `form` to `/token/` and returns the status and JSON body.
+    pub async fn token(
+        server: &TestServer,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, serde_json::Value) {
+        post_json(server, "/token/", basic, form).await
+    }
+
+    /// Posts `form` to `path` and returns the status and JSON body (`null` when empty).
+    pub async fn post_json(
+        server: &TestServer,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = reqwest::Client::new().post(server.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        let json = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+        };
+        (status, json)
+    }
+}
