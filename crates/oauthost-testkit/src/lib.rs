@@ -286,7 +286,9 @@ impl TestServer {
         templates: oauthost::web::Templates,
     ) -> Self {
         use oauthost_core::clock::Clock as _;
-        let store = oauthost::store::connect(db.url()).await.expect("open the test database");
+        let store = oauthost::store::connect(db.url())
+            .await
+            .expect("open the test database");
         store.migrate().await.expect("migrate the test database");
         let clock = oauthost_core::clock::ManualClock::at_unix(
             oauthost_core::clock::SystemClock.now().unix_timestamp(),
@@ -400,7 +402,11 @@ pub mod flows {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::FOUND, "login of {username} failed");
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "login of {username} failed"
+        );
     }
 
     /// Opens `/auth/?{query}` and returns the consent page's HTML (the browser must be
@@ -411,15 +417,30 @@ pub mod flows {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "/auth/?{query} did not show the consent page");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "/auth/?{query} did not show the consent page"
+        );
         response.text().await.unwrap()
     }
 
     /// Posts the consent form of `page` with the user's decision and returns the response.
-    pub async fn decide(browser: &Client, server: &TestServer, page: &str, approve: bool) -> reqwest::Response {
+    pub async fn decide(
+        browser: &Client,
+        server: &TestServer,
+        page: &str,
+        approve: bool,
+    ) -> reqwest::Response {
         let mut form = vec![
-            ("csrfmiddlewaretoken", csrf_token(page).expect("a CSRF token")),
-            ("request_id", hidden_field(page, "request_id").expect("a request id")),
+            (
+                "csrfmiddlewaretoken",
+                csrf_token(page).expect("a CSRF token"),
+            ),
+            (
+                "request_id",
+                hidden_field(page, "request_id").expect("a request id"),
+            ),
             ("auth_decision", "is_made".to_owned()),
         ];
         if approve {
@@ -448,7 +469,9 @@ pub mod flows {
     /// Parameter `name` of the query of `url`.
     pub fn query_param(url: &str, name: &str) -> Option<String> {
         let url = url::Url::parse(url).ok()?;
-        url.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned())
+        url.query_pairs()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// Parameter `name` of the fragment of `url`.

@@ -230,7 +230,7 @@ impl Oauthost {
         };
         if token.client_id != client.id {
             return Err(
-                OAuthError::unauthorized_client("The token was not issued to this client").into(),
+                OAuthError::unauthorized_client("The token was issued to another client").into(),
             );
         }
         match (&token.refresh_family, was_refresh) {
