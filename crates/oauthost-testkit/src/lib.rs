@@ -175,7 +175,7 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `program` with `args` (which should bind port 0) and waits, up to 60 seconds,
-    /// for the line `... listening on http://ADDRESS ...` on its standard output.
+    /// for the line `... listening on http(s)://ADDRESS ...` on its standard output.
     ///
     /// # Panics
     ///
@@ -200,12 +200,9 @@ impl ServerProcess {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let address = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let address = url.split("://").nth(1).unwrap_or_default().to_owned();
                     let _ = sender.send(address);
                 }
             }

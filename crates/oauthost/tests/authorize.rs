@@ -622,7 +622,7 @@ async fn logout_ends_the_session(db: &TestDatabase) {
         .post(server.url("/logout/"))
         .form(&[
             ("csrfmiddlewaretoken", csrf_token(&html).unwrap()),
-            ("next".into(), "//evil.example".into()),
+            ("next", "//evil.example".to_owned()),
         ])
         .send()
         .await

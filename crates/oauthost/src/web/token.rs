@@ -24,26 +24,27 @@ fn read(
     headers: &HeaderMap,
     query: Option<&str>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<ClientRequest, Response> {
+) -> Result<ClientRequest, Box<Response>> {
     let realm = state.server.settings().realm.clone();
-    let query = forms::query(query).map_err(|e| responses::json_error(&e, None))?;
+    let query = forms::query(query).map_err(|e| Box::new(responses::json_error(&e, None)))?;
     if query.contains("client_secret") || query.contains("password") {
-        return Err(responses::json_error(
+        return Err(Box::new(responses::json_error(
             &OAuthError::invalid_request("Credentials must not be sent in the query string"),
             None,
-        ));
+        )));
     }
     let params = forms::form_body(headers, body).map_err(|(status, error)| {
         use responses::WithStatus;
-        responses::json_error(&error, None).with_status(status)
+        Box::new(responses::json_error(&error, None).with_status(status))
     })?;
-    let basic =
-        forms::basic_credentials(headers).map_err(|e| responses::json_error(&e, Some(&realm)))?;
+    let basic = forms::basic_credentials(headers)
+        .map_err(|e| Box::new(responses::json_error(&e, Some(&realm))))?;
     let field = |name: &str| params.get(name).map(|v| v.map(str::to_owned));
     let credentials = ClientCredentials {
         basic,
-        body_id: field("client_id").map_err(|e| responses::json_error(&e, None))?,
-        body_secret: field("client_secret").map_err(|e| responses::json_error(&e, None))?,
+        body_id: field("client_id").map_err(|e| Box::new(responses::json_error(&e, None)))?,
+        body_secret: field("client_secret")
+            .map_err(|e| Box::new(responses::json_error(&e, None)))?,
     };
     Ok(ClientRequest {
         params,
@@ -79,7 +80,7 @@ pub(crate) async fn token(
 ) -> Response {
     let request = match read(&state, &headers, query.as_deref(), body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state
         .server
@@ -106,7 +107,7 @@ pub(crate) async fn revoke(
 ) -> Response {
     let request = match read(&state, &headers, query.as_deref(), body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state
         .server
@@ -134,7 +135,7 @@ pub(crate) async fn introspect(
 ) -> Response {
     let request = match read(&state, &headers, query.as_deref(), body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state
         .server
