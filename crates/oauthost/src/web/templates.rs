@@ -179,10 +179,19 @@ mod tests {
             let html = templates
                 .render(
                     name,
-                    context! { oauthost_title => "<b>x</b>", message => "<script>", error_description => "<i>" },
+                    context! {
+                        oauthost_title => "<b>x</b>",
+                        message => "<script>",
+                        error_description => "<i>",
+                        client => context! { title => "<script>" },
+                        scopes => vec![context! { identifier => "a", title => "<script>" }],
+                    },
                 )
                 .unwrap();
-            assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{name}: {html}");
+            assert!(
+                html.contains("&lt;b&gt;x") && !html.contains("<b>x"),
+                "{name}: {html}"
+            );
             assert!(!html.contains("<script>"), "{name}");
         }
     }
