@@ -293,8 +293,9 @@ impl TestServer {
         let server = oauthost::server::Oauthost::builder(store)
             .settings(settings)
             .clock(clock.clone())
+            .templates(templates)
             .build();
-        let app = server.router_with_templates(templates);
+        let app = server.router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");

@@ -55,6 +55,28 @@ pub mod toolbox;
 pub mod web;
 
 pub use oauthost_core as core;
+pub use oauthost_macros::oauth_required;
+
+/// Declares the calling crate as an app, so that `syncscopes` knows it even before it has
+/// protected handlers.
+///
+/// ```
+/// oauthost::declare_app!();
+/// ```
+#[macro_export]
+macro_rules! declare_app {
+    () => {
+        $crate::__private::inventory::submit! {
+            $crate::web::bearer::DeclaredApp { name: ::core::env!("CARGO_CRATE_NAME") }
+        }
+    };
+}
+
+/// What the macros need; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}
 
 /// The README's Rust examples, compiled as doctests so that they stay true.
 #[doc = include_str!("../../../README.md")]

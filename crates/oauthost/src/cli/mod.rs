@@ -22,6 +22,7 @@
 //!                   [--no-register-unknown-scopes] [--no-fragment] [--description D]
 //!                   [--link URL] [--grant-type G]...
 //!   client list
+//!   syncscopes APP...
 //! ```
 
 mod serve;
@@ -38,7 +39,10 @@ use serde_json::json;
 pub use serve::{serve_app, ServeArgs};
 use time::format_description::well_known::Rfc3339;
 
+use axum::Router;
+
 use crate::{
+    server::Oauthost,
     store::{self, DynStore, StoreError},
     toolbox::{self, ClientRegistration, ToolboxError},
 };
@@ -76,6 +80,17 @@ pub enum CliError {
     /// The arguments do not make sense together.
     #[error("{0}")]
     Usage(String),
+    /// The application failed.
+    #[error("{0}")]
+    App(AppError),
+    /// `syncscopes` was given an app this binary does not contain.
+    #[error("unknown app {name:?}: it is not part of this binary (apps here: {known})")]
+    UnknownApp {
+        /// The app asked for.
+        name: String,
+        /// The apps this binary has.
+        known: String,
+    },
     /// Standard output could not be written.
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
@@ -131,6 +146,12 @@ pub enum Command {
     /// Manage clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Create the scopes of the #[oauth_required] handlers of the named apps.
+    Syncscopes {
+        /// Apps (crates) linked into this binary, e.g. polls.
+        #[arg(required = true)]
+        apps: Vec<String>,
+    },
 }
 
 /// `user` subcommands.
@@ -237,11 +258,59 @@ impl Cli {
     }
 }
 
+/// An application's part in the command line: its own tables and routes, beside oauthost's,
+/// in the same database (as a Django app's models and URLs join its project's).
+#[async_trait::async_trait]
+pub trait App: Send + Sync {
+    /// Creates or updates the application's tables, after oauthost's; returns lines to
+    /// print. Must be safe to run again.
+    async fn migrate(&self, database_url: &str) -> Result<Vec<String>, AppError>;
+    /// The application's routes, which `serve` merges with oauthost's.
+    async fn routes(&self, oauthost: &Oauthost, database_url: &str) -> Result<Router, AppError>;
+}
+
+/// An application's error, reported on one line.
+pub type AppError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The command line without an application: oauthost's own.
+struct NoApp;
+
+#[async_trait::async_trait]
+impl App for NoApp {
+    async fn migrate(&self, _: &str) -> Result<Vec<String>, AppError> {
+        Ok(Vec::new())
+    }
+
+    async fn routes(&self, _: &Oauthost, _: &str) -> Result<Router, AppError> {
+        Ok(Router::new())
+    }
+}
+
 /// Runs one command with the given global options.
 pub async fn run_command(global: &GlobalOptions, command: Command) -> Result<(), CliError> {
+    run_app_command(global, command, &NoApp).await
+}
+
+/// Runs one command for a binary that adds `app` to oauthost.
+pub async fn run_app_command(
+    global: &GlobalOptions,
+    command: Command,
+    app: &dyn App,
+) -> Result<(), CliError> {
     match command {
-        Command::Serve(args) => serve::serve(global, args).await,
-        Command::Migrate => migrate(&connect(global).await?).await,
+        Command::Serve(args) => serve::serve(global, args, app).await,
+        Command::Migrate => {
+            migrate(&connect(global).await?).await?;
+            for line in app
+                .migrate(&global.database_url)
+                .await
+                .map_err(CliError::App)?
+            {
+                writeln!(io::stdout(), "{line}")?;
+            }
+            Ok(())
+        }
+        Command::Syncscopes { apps } => syncscopes(&connect(global).await?, &apps).await,
         Command::User(command) => user(&connect(global).await?, command).await,
         Command::Scope(command) => scope(&connect(global).await?, command).await,
         Command::Client(command) => client(global, &connect(global).await?, command).await,
@@ -426,6 +495,48 @@ async fn client(
     Ok(())
 }
 
+async fn syncscopes(store: &DynStore, apps: &[String]) -> Result<(), CliError> {
+    let known = crate::web::bearer::known_apps();
+    if let Some(unknown) = apps.iter().find(|app| !known.contains(&app.as_str())) {
+        return Err(CliError::UnknownApp {
+            name: unknown.clone(),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        });
+    }
+    let mut out = io::stdout().lock();
+    for app in apps {
+        let mut scopes: Vec<&str> = crate::web::bearer::protected_handlers()
+            .filter(|handler| handler.app == app)
+            .filter_map(|handler| handler.scope)
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        if scopes.is_empty() {
+            writeln!(out, "App {app:?} has no protected handlers with a scope.")?;
+            continue;
+        }
+        for identifier in scopes {
+            let scope_id: oauthost_core::scope::ScopeId =
+                identifier.parse().map_err(ToolboxError::from)?;
+            if store.find_scope(&scope_id).await?.is_some() {
+                writeln!(out, "Scope {identifier} exists; skipped.")?;
+                continue;
+            }
+            let scope = toolbox::add_scope(&**store, identifier, None, true).await?;
+            writeln!(
+                out,
+                "Created scope {} ({:?}).",
+                scope.identifier, scope.title
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Logs to standard error; `OAUTHOST_LOG` sets the filter (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OAUTHOST_LOG")
@@ -446,7 +557,18 @@ fn report(error: &CliError) {
 /// Parses the process's arguments, runs the command and returns its exit status: what the
 /// `oauthost` binary does.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_for("oauthost", &NoApp)
+}
+
+/// [`main`] for an application's own binary called `name`, which adds `app`'s tables and
+/// routes to oauthost's.
+pub fn main_for(name: &'static str, app: &dyn App) -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().name(name).bin_name(name).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -455,7 +577,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli.run()) {
+    match runtime.block_on(run_app_command(&cli.global, cli.command, app)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report(&error);

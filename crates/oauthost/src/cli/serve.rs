@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use axum::Router;
 use clap::Args;
 
-use super::{CliError, GlobalOptions};
+use super::{App, CliError, GlobalOptions};
 use crate::{
     server::{Oauthost, Settings},
     store::{self, Backend, DynStore, StoreError},
@@ -168,15 +168,34 @@ pub async fn serve_app(
     .map_err(CliError::Serve)
 }
 
-pub(super) async fn serve(global: &GlobalOptions, args: ServeArgs) -> Result<(), CliError> {
+pub(super) async fn serve(
+    global: &GlobalOptions,
+    args: ServeArgs,
+    application: &dyn App,
+) -> Result<(), CliError> {
     let templates = args.templates()?;
     let store = open_for_serving(global, args.no_migrate).await?;
+    if store.backend() == Backend::Sqlite && !args.no_migrate {
+        for line in application
+            .migrate(&global.database_url)
+            .await
+            .map_err(CliError::App)?
+        {
+            tracing::info!("{line}");
+        }
+    }
     let server = Oauthost::builder(store.clone())
         .settings(args.settings(global))
+        .templates(templates)
         .build();
+    let routes = application
+        .routes(&server, &global.database_url)
+        .await
+        .map_err(CliError::App)?;
     let app = server
-        .router_with_templates(templates)
-        .merge(web::health_router(store));
+        .router()
+        .merge(web::health_router(store))
+        .merge(routes);
     serve_app(global, &args, app).await
 }
 

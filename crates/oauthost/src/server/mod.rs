@@ -20,6 +20,7 @@ pub use tokens::{Introspection, IssuedToken, TokenInfo};
 use crate::{
     auth::{default_hashing_limit, AuthError, Authenticator, StoreAuthenticator},
     store::{DynStore, StoreError},
+    web::Templates,
 };
 
 /// What can fail while handling a request.
@@ -94,6 +95,9 @@ pub struct Settings {
     pub issuer: Option<String>,
     /// The path under which the router is mounted, such as `/oauth` (default: none).
     pub mount_path: String,
+    /// Bearer tokens are accepted in the `access_token` query parameter (RFC 6750 §2.3; the
+    /// seed's third way). On by default, as in the seed.
+    pub query_tokens: bool,
 }
 
 impl Default for Settings {
@@ -112,6 +116,7 @@ impl Default for Settings {
             realm: "oauthost".into(),
             issuer: None,
             mount_path: String::new(),
+            query_tokens: true,
         }
     }
 }
@@ -121,6 +126,7 @@ struct Inner {
     authenticator: Arc<dyn Authenticator>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    templates: Templates,
 }
 
 /// A configured authorization server. Cheap to clone.
@@ -165,6 +171,7 @@ impl Oauthost {
             authenticator: None,
             clock: Arc::new(oauthost_core::clock::SystemClock),
             settings: Settings::default(),
+            templates: Templates::default(),
         }
     }
 
@@ -176,6 +183,11 @@ impl Oauthost {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The page templates.
+    pub fn templates(&self) -> &Templates {
+        &self.inner.templates
     }
 
     /// The authenticator.
@@ -196,6 +208,7 @@ pub struct OauthostBuilder {
     authenticator: Option<Arc<dyn Authenticator>>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    templates: Templates,
 }
 
 impl std::fmt::Debug for OauthostBuilder {
@@ -216,6 +229,12 @@ impl OauthostBuilder {
     /// Checks logins with `authenticator` instead of oauthost's own user table.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Replaces some of the page templates.
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
         self
     }
 
@@ -240,6 +259,7 @@ impl OauthostBuilder {
                 authenticator,
                 clock: self.clock,
                 settings: self.settings,
+                templates: self.templates,
             }),
         }
     }

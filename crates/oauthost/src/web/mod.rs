@@ -12,6 +12,7 @@
 //! client addresses.
 
 mod authorize;
+pub mod bearer;
 mod forms;
 mod health;
 mod login;
@@ -37,7 +38,6 @@ use crate::server::Oauthost;
 #[derive(Clone)]
 pub(crate) struct WebState {
     server: Oauthost,
-    templates: Templates,
 }
 
 impl WebState {
@@ -48,7 +48,7 @@ impl WebState {
 }
 
 impl Oauthost {
-    /// The authorization server's routes, with the built-in page templates.
+    /// The authorization server's routes, rendered with its [`Templates`].
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -62,14 +62,8 @@ impl Oauthost {
     /// # }).unwrap();
     /// ```
     pub fn router(&self) -> Router {
-        self.router_with_templates(Templates::default())
-    }
-
-    /// The authorization server's routes, with some page templates replaced.
-    pub fn router_with_templates(&self, templates: Templates) -> Router {
         let state = WebState {
             server: self.clone(),
-            templates,
         };
         let mount = self.settings().mount_path.trim_end_matches('/').to_owned();
         let endpoints = Router::new()

@@ -43,7 +43,7 @@ pub(crate) fn common(state: &WebState, session: &mut Session, title: &str) -> Va
 
 /// Page `name` rendered with `context`, with the page security headers.
 pub(crate) fn page(state: &WebState, status: StatusCode, name: &str, context: Value) -> Response {
-    match state.templates.render(name, context) {
+    match state.server.templates().render(name, context) {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
             add_page_headers(response.headers_mut());

@@ -1,0 +1,219 @@
+//! The polls tables, beside oauthost's in the same database.
+
+use serde_json::{json, Value};
+use sqlx::{any::AnyPoolOptions, AnyPool, Row};
+
+/// The sample polls `migrate` seeds: poll `n` has choices `3n-2`, `3n-1`, `3n`.
+const SAMPLES: [(&str, [&str; 3]); 5] = [
+    (
+        "Which language do you write web services in?",
+        ["Rust", "Python", "Go"],
+    ),
+    (
+        "Which OAuth 2.0 grant do you use most?",
+        ["Authorization code", "Client credentials", "Refresh token"],
+    ),
+    (
+        "Where do your clients send their tokens?",
+        ["Authorization header", "Form body", "Query string"],
+    ),
+    (
+        "Which database runs your servers?",
+        ["PostgreSQL", "SQLite", "Something else"],
+    ),
+    (
+        "How often do you rotate client secrets?",
+        ["Monthly", "Yearly", "Never"],
+    ),
+];
+
+const TABLES: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS polls_polls (id BIGINT PRIMARY KEY, question TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS polls_choices (id BIGINT PRIMARY KEY, \
+     poll_id BIGINT NOT NULL REFERENCES polls_polls (id), text TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS polls_votes (choice_id BIGINT NOT NULL REFERENCES polls_choices (id), \
+     username TEXT NOT NULL, voted_at BIGINT NOT NULL)",
+];
+
+/// Why a vote was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VoteError {
+    /// No such poll.
+    UnknownPoll,
+    /// The choice is not one of the poll's.
+    NotAChoice,
+}
+
+/// The polls database.
+#[derive(Debug, Clone)]
+pub struct Polls {
+    pool: AnyPool,
+}
+
+impl Polls {
+    /// Connects to the database of `database_url` (the one oauthost uses).
+    pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .connect(database_url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates the tables and, when there are no polls yet, seeds the five samples.
+    /// Running it again changes nothing.
+    pub async fn migrate(&self) -> Result<Vec<String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for statement in TABLES {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM polls_polls")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut report = Vec::new();
+        if count == 0 {
+            for (n, (question, choices)) in (1_i64..).zip(SAMPLES) {
+                sqlx::query("INSERT INTO polls_polls (id, question) VALUES ($1, $2)")
+                    .bind(n)
+                    .bind(question)
+                    .execute(&mut *tx)
+                    .await?;
+                for (offset, text) in (0_i64..).zip(choices) {
+                    sqlx::query(
+                        "INSERT INTO polls_choices (id, poll_id, text) VALUES ($1, $2, $3)",
+                    )
+                    .bind(3 * n - 2 + offset)
+                    .bind(n)
+                    .bind(text)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            report.push("Polls: created the tables and seeded 5 sample polls.".to_owned());
+        } else {
+            report.push("Polls: the tables are up to date.".to_owned());
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Every poll: id and question.
+    pub async fn list(&self) -> Result<Value, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, question FROM polls_polls ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| json!({ "id": row.get::<i64, _>(0), "question": row.get::<String, _>(1) }))
+            .collect())
+    }
+
+    async fn question(&self, poll: i64) -> Result<Option<String>, sqlx::Error> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT question FROM polls_polls WHERE id = $1")
+                .bind(poll)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(question,)| question))
+    }
+
+    /// One poll with its choices, or `None`.
+    pub async fn detail(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
+        let Some(question) = self.question(poll).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query("SELECT id, text FROM polls_choices WHERE poll_id = $1 ORDER BY id")
+            .bind(poll)
+            .fetch_all(&self.pool)
+            .await?;
+        let choices: Vec<Value> = rows
+            .iter()
+            .map(|row| json!({ "id": row.get::<i64, _>(0), "text": row.get::<String, _>(1) }))
+            .collect();
+        Ok(Some(
+            json!({ "id": poll, "question": question, "choices": choices }),
+        ))
+    }
+
+    /// The votes per choice of one poll, or `None`.
+    pub async fn results(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
+        let Some(question) = self.question(poll).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT c.id, c.text, COUNT(v.choice_id) FROM polls_choices c \
+             LEFT JOIN polls_votes v ON v.choice_id = c.id \
+             WHERE c.poll_id = $1 GROUP BY c.id, c.text ORDER BY c.id",
+        )
+        .bind(poll)
+        .fetch_all(&self.pool)
+        .await?;
+        let results: Vec<Value> = rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "choice_id": row.get::<i64, _>(0),
+                    "text": row.get::<String, _>(1),
+                    "votes": row.get::<i64, _>(2),
+                })
+            })
+            .collect();
+        Ok(Some(
+            json!({ "id": poll, "question": question, "results": results }),
+        ))
+    }
+
+    /// Totals for one poll, or `None`.
+    pub async fn stats(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
+        if self.question(poll).await?.is_none() {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(v.choice_id), COUNT(DISTINCT v.username) FROM polls_votes v \
+             JOIN polls_choices c ON c.id = v.choice_id WHERE c.poll_id = $1",
+        )
+        .bind(poll)
+        .fetch_one(&self.pool)
+        .await?;
+        let (choices,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM polls_choices WHERE poll_id = $1")
+                .bind(poll)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some(json!({
+            "id": poll,
+            "total_votes": row.get::<i64, _>(0),
+            "voters": row.get::<i64, _>(1),
+            "choices": choices,
+        })))
+    }
+
+    /// Records `username`'s vote for `choice` in `poll`.
+    pub async fn vote(
+        &self,
+        poll: i64,
+        choice: i64,
+        username: &str,
+        at: i64,
+    ) -> Result<Result<(), VoteError>, sqlx::Error> {
+        if self.question(poll).await?.is_none() {
+            return Ok(Err(VoteError::UnknownPoll));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO polls_votes (choice_id, username, voted_at) \
+             SELECT id, $3, $4 FROM polls_choices WHERE id = $1 AND poll_id = $2",
+        )
+        .bind(choice)
+        .bind(poll)
+        .bind(username)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(if inserted.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(VoteError::NotAChoice)
+        })
+    }
+}
