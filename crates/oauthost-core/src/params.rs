@@ -32,6 +32,11 @@ fn decode(part: &[u8]) -> Result<String, OAuthError> {
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
     let bytes: Vec<u8> = percent_decode(&spaced).collect();
+    if bytes.contains(&0) {
+        return Err(OAuthError::invalid_request(
+            "Request parameters must not contain NUL characters",
+        ));
+    }
     String::from_utf8(bytes)
         .map_err(|_| OAuthError::invalid_request("Request parameters must be UTF-8 text"))
 }
@@ -109,6 +114,7 @@ mod tests {
     #[test]
     fn refuses_bad_input() {
         assert!(Params::parse(b"a=%FF").is_err(), "not UTF-8 once decoded");
+        assert!(Params::parse(b"client_id=mob%00ile").is_err(), "NUL");
         let long = format!("state={}", "x".repeat(MAX_VALUE_LEN + 1));
         assert!(Params::parse(long.as_bytes()).is_err());
         let err = Params::parse(b"a=1&a=").unwrap().get("a").unwrap_err();

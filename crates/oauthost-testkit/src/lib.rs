@@ -276,12 +276,39 @@ impl TestServer {
     }
 
     /// [`TestServer::start`] with page templates of the test's choosing.
-    #[allow(clippy::expect_used)]
     pub async fn start_with(
         db: &TestDatabase,
         settings: oauthost::server::Settings,
         templates: oauthost::web::Templates,
     ) -> Self {
+        Self::start_full(db, settings, templates, |_| async { axum::Router::new() }).await
+    }
+
+    /// [`TestServer::start`] with an application's routes beside oauthost's, built from
+    /// the server by `routes`.
+    pub async fn start_app<F, Fut>(
+        db: &TestDatabase,
+        settings: oauthost::server::Settings,
+        routes: F,
+    ) -> Self
+    where
+        F: FnOnce(oauthost::server::Oauthost) -> Fut,
+        Fut: std::future::Future<Output = axum::Router>,
+    {
+        Self::start_full(db, settings, oauthost::web::Templates::default(), routes).await
+    }
+
+    #[allow(clippy::expect_used)]
+    async fn start_full<F, Fut>(
+        db: &TestDatabase,
+        settings: oauthost::server::Settings,
+        templates: oauthost::web::Templates,
+        routes: F,
+    ) -> Self
+    where
+        F: FnOnce(oauthost::server::Oauthost) -> Fut,
+        Fut: std::future::Future<Output = axum::Router>,
+    {
         use oauthost_core::clock::Clock as _;
         let store = oauthost::store::connect(db.url())
             .await
@@ -295,7 +322,7 @@ impl TestServer {
             .clock(clock.clone())
             .templates(templates)
             .build();
-        let app = server.router();
+        let app = server.router().merge(routes(server.clone()).await);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");

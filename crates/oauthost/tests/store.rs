@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use oauthost::store::{
-    self, CodeRedemption, DynStore, NewAuthorizationCode, NewClient, NewScope, NewToken, NewUser,
-    SessionRecord, StoreError,
+    self, AuthorizationCode, CodeExchange, DynStore, NewAuthorizationCode, NewClient, NewScope,
+    NewToken, NewUser, SessionRecord, StoreError,
 };
 use oauthost_core::{
     client::{ClientType, GrantTypes},
+    error::OAuthError,
     redirect::RedirectUri,
     secret::{Secret, SecretHash},
 };
@@ -298,6 +299,7 @@ fn new_code(user_id: i64, client_id: i64, secret: &Secret) -> NewAuthorizationCo
         client_id,
         user_id,
         redirect_uri: "https://app.example/cb".into(),
+        redirect_uri_explicit: true,
         scopes: "polls:index polls:vote".parse().unwrap(),
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
         code_challenge_method: Some("S256".into()),
@@ -306,37 +308,99 @@ fn new_code(user_id: i64, client_id: i64, secret: &Secret) -> NewAuthorizationCo
     }
 }
 
-async fn codes_are_redeemed_once(db: &TestDatabase) {
+fn token_for(client_id: i64) -> NewToken {
+    NewToken {
+        access_token_hash: Secret::generate().hash(),
+        refresh_token_hash: None,
+        user_id: None,
+        client_id,
+        code_id: None,
+        scopes: "polls:index".parse().unwrap(),
+        issued_at: at(20),
+        expires_at: at(3620),
+        refresh_family: None,
+    }
+}
+
+async fn codes_are_exchanged_once(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
+    let other = store
+        .register_client(new_client(alice, "Other", "other"), at(0))
+        .await
+        .unwrap()
+        .id;
     let secret = Secret::generate();
     let stored = store
         .insert_code(new_code(alice, client, &secret))
         .await
         .unwrap();
-    assert!(!stored.consumed);
+    assert!(!stored.consumed && stored.redirect_uri_explicit);
     assert_eq!(stored.scopes.to_string(), "polls:index polls:vote");
+    let issue = |code: &AuthorizationCode| -> Result<NewToken, OAuthError> {
+        assert_eq!(code.code_challenge_method.as_deref(), Some("S256"));
+        Ok(token_for(code.client_id))
+    };
 
-    match store.redeem_code(&secret.hash()).await.unwrap() {
-        CodeRedemption::Redeemed(code) => {
-            assert_eq!(code.id, stored.id);
-            assert!(code.consumed);
-            assert_eq!(code.code_challenge_method.as_deref(), Some("S256"));
-            assert_eq!(code.expires_at, at(610));
-        }
+    assert_eq!(
+        store
+            .exchange_code(&secret.hash(), other, &issue)
+            .await
+            .unwrap(),
+        CodeExchange::Unknown,
+        "another client's code is not even touched"
+    );
+    let token = match store
+        .exchange_code(&secret.hash(), client, &issue)
+        .await
+        .unwrap()
+    {
+        CodeExchange::Issued(token) => token,
         other => panic!("{other:?}"),
-    }
+    };
+    assert_eq!(
+        token.code_id,
+        Some(stored.id),
+        "the token is tied to its code"
+    );
     assert!(matches!(
-        store.redeem_code(&secret.hash()).await.unwrap(),
-        CodeRedemption::AlreadyUsed(code) if code.id == stored.id
+        store.exchange_code(&secret.hash(), client, &issue).await.unwrap(),
+        CodeExchange::AlreadyUsed(code) if code.id == stored.id && code.consumed
     ));
     assert_eq!(
-        store.redeem_code(&SecretHash::of("unknown")).await.unwrap(),
-        CodeRedemption::Unknown
+        store
+            .exchange_code(&SecretHash::of("unknown"), client, &issue)
+            .await
+            .unwrap(),
+        CodeExchange::Unknown
     );
+
+    // A refused check still consumes the code, and issues nothing.
+    let refused = Secret::generate();
+    store
+        .insert_code(new_code(alice, client, &refused))
+        .await
+        .unwrap();
+    let refuse = |_: &AuthorizationCode| -> Result<NewToken, OAuthError> {
+        Err(OAuthError::invalid_grant("expired"))
+    };
+    assert_eq!(
+        store
+            .exchange_code(&refused.hash(), client, &refuse)
+            .await
+            .unwrap(),
+        CodeExchange::Refused(OAuthError::invalid_grant("expired"))
+    );
+    assert!(matches!(
+        store
+            .exchange_code(&refused.hash(), client, &issue)
+            .await
+            .unwrap(),
+        CodeExchange::AlreadyUsed(_)
+    ));
 }
 
-async fn concurrent_redemptions_succeed_exactly_once(db: &TestDatabase) {
+async fn concurrent_exchanges_succeed_exactly_once(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
     let secret = Secret::generate();
@@ -348,18 +412,21 @@ async fn concurrent_redemptions_succeed_exactly_once(db: &TestDatabase) {
     let attempts: Vec<_> = (0..24)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.redeem_code(&hash).await.unwrap() })
+            tokio::spawn(async move {
+                let issue = |code: &AuthorizationCode| Ok(token_for(code.client_id));
+                store.exchange_code(&hash, client, &issue).await.unwrap()
+            })
         })
         .collect();
-    let mut redeemed = 0;
+    let mut issued = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
-            CodeRedemption::Redeemed(_) => redeemed += 1,
-            CodeRedemption::AlreadyUsed(_) => {}
-            CodeRedemption::Unknown => panic!("the code exists"),
+            CodeExchange::Issued(_) => issued += 1,
+            CodeExchange::AlreadyUsed(_) => {}
+            other => panic!("{other:?}"),
         }
     }
-    assert_eq!(redeemed, 1);
+    assert_eq!(issued, 1);
 }
 
 async fn tokens_are_found_by_hash_and_revoked(db: &TestDatabase) {
@@ -596,8 +663,8 @@ backend_tests!(
     scopes_are_listed_by_title,
     clients_are_registered_with_endpoints_and_scopes,
     failed_registrations_write_nothing,
-    codes_are_redeemed_once,
-    concurrent_redemptions_succeed_exactly_once,
+    codes_are_exchanged_once,
+    concurrent_exchanges_succeed_exactly_once,
     tokens_are_found_by_hash_and_revoked,
     sessions_expire_and_are_replaced,
 );

@@ -53,6 +53,8 @@ CREATE TABLE oauthost_authorization_codes (
     client_id             INTEGER NOT NULL REFERENCES oauthost_clients (id) ON DELETE CASCADE,
     user_id               INTEGER NOT NULL REFERENCES oauthost_users (id) ON DELETE CASCADE,
     redirect_uri          TEXT    NOT NULL,
+    -- Whether the request named it: only then must the token request repeat it.
+    redirect_uri_explicit BOOLEAN NOT NULL DEFAULT TRUE,
     scopes                TEXT    NOT NULL,
     code_challenge        TEXT,
     code_challenge_method TEXT CHECK (code_challenge_method IN ('S256', 'plain')),
@@ -91,3 +93,11 @@ CREATE TABLE oauthost_sessions (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX oauthost_sessions_expiry ON oauthost_sessions (expires_at);
+
+-- Failed logins, counted per key ("user:NAME" or "addr:IP") to throttle password guessing.
+CREATE TABLE oauthost_login_failures (
+    key          TEXT   NOT NULL PRIMARY KEY,
+    failures     BIGINT NOT NULL,
+    window_start BIGINT NOT NULL,
+    locked_until BIGINT NOT NULL DEFAULT 0
+);

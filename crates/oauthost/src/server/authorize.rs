@@ -29,6 +29,9 @@ pub struct AuthorizationRequest {
     pub client: Client,
     /// Where the answer goes.
     pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` (rather than relying on the only one
+    /// registered).
+    pub redirect_uri_explicit: bool,
     /// What is asked for.
     pub response_type: ResponseType,
     /// The scopes to grant.
@@ -142,7 +145,8 @@ impl Oauthost {
             .redirect_uris(client.id)
             .await
             .map_err(|e| AuthorizeError::Internal(e.into()))?;
-        let redirect_uri = match params.get("redirect_uri").map_err(AuthorizeError::Page)? {
+        let explicit_redirect = params.get("redirect_uri").map_err(AuthorizeError::Page)?;
+        let redirect_uri = match explicit_redirect {
             Some(requested) => {
                 if !registered.iter().any(|r| matches_registered(requested, r)) {
                     return Err(AuthorizeError::Page(OAuthError::invalid_request(
@@ -213,6 +217,7 @@ impl Oauthost {
         Ok(AuthorizationRequest {
             client,
             redirect_uri: redirect_uri.clone(),
+            redirect_uri_explicit: explicit_redirect.is_some(),
             response_type,
             scope,
             state: state.map(str::to_owned),
@@ -290,6 +295,7 @@ impl Oauthost {
                         client_id: request.client.id,
                         user_id,
                         redirect_uri: request.redirect_uri.clone(),
+                        redirect_uri_explicit: request.redirect_uri_explicit,
                         scopes: request.scope.clone(),
                         code_challenge: challenge,
                         code_challenge_method: method,

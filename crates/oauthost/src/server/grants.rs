@@ -1,5 +1,7 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3, §4.3, §4.4, §6; RFC 7636 §4.6).
 
+use std::{net::IpAddr, sync::Mutex};
+
 use oauthost_core::{
     client::{ClientType, GrantType},
     error::{ErrorCode, OAuthError},
@@ -9,15 +11,20 @@ use oauthost_core::{
     secret::Secret,
 };
 
-use super::{tokens::Refresh, ClientCredentials, IssuedToken, Oauthost, ServerResult};
-use crate::store::{Client, CodeRedemption};
+use super::{
+    tokens::Refresh, ClientCredentials, IssuedToken, LoginOutcome, Oauthost, ServerResult,
+};
+use crate::store::{AuthorizationCode, Client, CodeExchange, NewToken};
 
 impl Oauthost {
     /// Handles a token request: authenticates the client, checks the grant, issues a token.
+    ///
+    /// `client_addr`, when known, counts password-grant failures against the address too.
     pub async fn token(
         &self,
         params: &Params,
         credentials: &ClientCredentials,
+        client_addr: Option<IpAddr>,
     ) -> ServerResult<IssuedToken> {
         let grant_type = params.get("grant_type")?;
         let client = self.authenticate_client(credentials).await?;
@@ -47,7 +54,7 @@ impl Oauthost {
         }
         match grant {
             GrantType::AuthorizationCode => self.authorization_code_grant(&client, params).await,
-            GrantType::Password => self.password_grant(&client, params).await,
+            GrantType::Password => self.password_grant(&client, params, client_addr).await,
             GrantType::ClientCredentials => self.client_credentials_grant(&client, params).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params).await,
             GrantType::Implicit => Err(OAuthError::new(
@@ -103,86 +110,68 @@ impl Oauthost {
         params: &Params,
     ) -> ServerResult<IssuedToken> {
         let code = params.require("code")?;
-        let redirect_uri = params.require("redirect_uri")?;
+        let redirect_uri = params.get("redirect_uri")?;
         let verifier = params.get("code_verifier")?;
-        let code = match self.store().redeem_code(&Secret::new(code).hash()).await? {
-            CodeRedemption::Redeemed(code) => code,
-            CodeRedemption::AlreadyUsed(code) => {
+        let now = self.now();
+        let family = Self::new_family(client);
+        let issued = Mutex::new(None);
+        let check = |code: &AuthorizationCode| -> Result<NewToken, OAuthError> {
+            check_code(code, now, redirect_uri, verifier)?;
+            let (token, sent) = self.new_token(
+                client,
+                Some(code.user_id),
+                code.scopes.clone(),
+                family.clone(),
+            );
+            if let Ok(mut slot) = issued.lock() {
+                *slot = Some(sent);
+            }
+            Ok(token)
+        };
+        match self
+            .store()
+            .exchange_code(&Secret::new(code).hash(), client.id, &check)
+            .await?
+        {
+            CodeExchange::Issued(_) => issued
+                .into_inner()
+                .ok()
+                .flatten()
+                .ok_or_else(|| OAuthError::server_error().into()),
+            CodeExchange::Refused(error) => Err(error.into()),
+            CodeExchange::AlreadyUsed(code) => {
                 let revoked = self.store().revoke_tokens_from_code(code.id).await?;
                 tracing::warn!(client = %client.identifier, revoked, "authorization code replayed; its tokens are revoked");
-                return Err(
-                    OAuthError::invalid_grant("Authorization code has already been used").into(),
-                );
+                Err(OAuthError::invalid_grant("Authorization code has already been used").into())
             }
-            CodeRedemption::Unknown => {
-                return Err(OAuthError::invalid_grant("Invalid authorization code").into())
+            CodeExchange::Unknown => {
+                Err(OAuthError::invalid_grant("Invalid authorization code").into())
             }
-        };
-        if code.client_id != client.id {
-            return Err(OAuthError::invalid_grant(
-                "Authorization code was issued to another client",
-            )
-            .into());
         }
-        if code.expires_at <= self.now() {
-            return Err(OAuthError::invalid_grant("Authorization code has expired").into());
-        }
-        if code.redirect_uri != redirect_uri {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri differs from the one of the authorization request",
-            )
-            .into());
-        }
-        match (&code.code_challenge, verifier) {
-            (Some(challenge), Some(verifier)) => {
-                let method = code
-                    .code_challenge_method
-                    .as_deref()
-                    .unwrap_or("plain")
-                    .parse::<CodeChallengeMethod>()?;
-                if !pkce::verify(verifier, challenge, method) {
-                    return Err(OAuthError::invalid_grant(
-                        "code_verifier does not match the code challenge",
-                    )
-                    .into());
-                }
-            }
-            (Some(_), None) => {
-                return Err(
-                    OAuthError::invalid_grant("code_verifier is required for this code").into(),
-                )
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier was sent but the authorization request had no code_challenge",
-                )
-                .into())
-            }
-            (None, None) => {}
-        }
-        self.issue_token(
-            client,
-            Some(code.user_id),
-            code.scopes,
-            Some(code.id),
-            Refresh::New,
-        )
-        .await
     }
 
-    async fn password_grant(&self, client: &Client, params: &Params) -> ServerResult<IssuedToken> {
+    async fn password_grant(
+        &self,
+        client: &Client,
+        params: &Params,
+        client_addr: Option<IpAddr>,
+    ) -> ServerResult<IssuedToken> {
         let username = params.require("username")?;
         let password = params.require("password")?;
         let scope = self.grant_scope(client, params.get("scope")?).await?;
-        let Some(user) = self
-            .authenticator()
-            .authenticate(username, password)
-            .await?
-        else {
-            return Err(OAuthError::invalid_grant("Invalid username or password").into());
-        };
-        self.issue_token(client, Some(user.id), scope, None, Refresh::New)
-            .await
+        match self.log_in(username, password, client_addr).await? {
+            LoginOutcome::Success(user) => {
+                self.issue_token(client, Some(user.id), scope, None, Refresh::New)
+                    .await
+            }
+            LoginOutcome::Failed => {
+                Err(OAuthError::invalid_grant("Invalid username or password").into())
+            }
+            LoginOutcome::Locked { minutes } => Err(OAuthError::invalid_grant(format!(
+                "Too many failed login attempts: try again in {minutes} minute(s)"
+            ))
+            .into()),
+        }
     }
 
     async fn client_credentials_grant(
@@ -249,6 +238,19 @@ impl Oauthost {
             }
             _ => old.scopes.clone(),
         };
+        // Scopes disabled or withdrawn from the client since are not granted again.
+        let (available, _) = self.available_scopes(client).await?;
+        let scope: ScopeList = scope
+            .iter()
+            .filter(|s| available.contains(s))
+            .cloned()
+            .collect();
+        if scope.is_empty() {
+            return Err(OAuthError::invalid_scope(
+                "None of the token's scopes is available any more",
+            )
+            .into());
+        }
         self.issue_token(
             client,
             old.user_id,
@@ -261,4 +263,55 @@ impl Oauthost {
         )
         .await
     }
+}
+
+/// The checks of a consumed code (RFC 6749 §4.1.3, RFC 7636 §4.6).
+fn check_code(
+    code: &AuthorizationCode,
+    now: time::OffsetDateTime,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    if code.expires_at <= now {
+        return Err(OAuthError::invalid_grant("Authorization code has expired"));
+    }
+    match redirect_uri {
+        Some(uri) if uri != code.redirect_uri => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the one of the authorization request",
+            ))
+        }
+        None if code.redirect_uri_explicit => {
+            return Err(OAuthError::invalid_request(
+                "Parameter 'redirect_uri' is required: the authorization request included it",
+            ))
+        }
+        _ => {}
+    }
+    match (&code.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let method = code
+                .code_challenge_method
+                .as_deref()
+                .unwrap_or("plain")
+                .parse::<CodeChallengeMethod>()?;
+            if !pkce::verify(verifier, challenge, method) {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code challenge",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier is required for this code",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier was sent but the authorization request had no code_challenge",
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }

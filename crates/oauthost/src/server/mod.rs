@@ -8,12 +8,14 @@
 mod authorize;
 mod client_auth;
 mod grants;
+mod login;
 mod tokens;
 
 use std::{sync::Arc, time::Duration};
 
 pub use authorize::{AuthorizationRequest, AuthorizeError, ClientRedirect, ResponseType};
 pub use client_auth::ClientCredentials;
+pub use login::LoginOutcome;
 use oauthost_core::{clock::Clock, error::OAuthError};
 pub use tokens::{Introspection, IssuedToken, TokenInfo};
 

@@ -2,7 +2,7 @@
 
 use oauthost_core::{
     client::GrantType,
-    error::{ErrorCode, OAuthError},
+    error::OAuthError,
     params::Params,
     scope::ScopeList,
     secret::{random_identifier, Secret},
@@ -92,6 +92,46 @@ impl Introspection {
 }
 
 impl Oauthost {
+    /// A new token for `client` (with a refresh token when it may refresh and `refresh`),
+    /// as stored and as sent.
+    pub(crate) fn new_token(
+        &self,
+        client: &Client,
+        user_id: Option<i64>,
+        scope: ScopeList,
+        refresh: Option<String>,
+    ) -> (NewToken, IssuedToken) {
+        let now = self.now();
+        let access_token = Secret::generate();
+        let refresh_token = refresh.as_ref().map(|_| Secret::generate());
+        let stored = NewToken {
+            access_token_hash: access_token.hash(),
+            refresh_token_hash: refresh_token.as_ref().map(Secret::hash),
+            user_id,
+            client_id: client.id,
+            code_id: None,
+            scopes: scope.clone(),
+            issued_at: now,
+            expires_at: now + time::Duration::seconds(client.token_lifetime),
+            refresh_family: refresh,
+        };
+        let issued = IssuedToken {
+            access_token,
+            expires_in: client.token_lifetime,
+            refresh_token,
+            scope,
+        };
+        (stored, issued)
+    }
+
+    /// A new refresh family for `client`, if it may use refresh tokens.
+    pub(crate) fn new_family(client: &Client) -> Option<String> {
+        client
+            .grant_types
+            .allows(GrantType::RefreshToken)
+            .then(random_identifier)
+    }
+
     /// Issues an access token (and a refresh token, as `refresh` says) to `client`.
     pub(crate) async fn issue_token(
         &self,
@@ -101,29 +141,13 @@ impl Oauthost {
         code_id: Option<i64>,
         refresh: Refresh,
     ) -> ServerResult<IssuedToken> {
-        let now = self.now();
-        let access_token = Secret::generate();
-        let (refresh_token, family, rotating) = match refresh {
-            Refresh::None => (None, None, None),
-            Refresh::New if client.grant_types.allows(GrantType::RefreshToken) => {
-                (Some(Secret::generate()), Some(random_identifier()), None)
-            }
-            Refresh::New => (None, None, None),
-            Refresh::Rotate { old_id, family } => {
-                (Some(Secret::generate()), Some(family), Some(old_id))
-            }
+        let (family, rotating) = match refresh {
+            Refresh::None => (None, None),
+            Refresh::New => (Self::new_family(client), None),
+            Refresh::Rotate { old_id, family } => (Some(family), Some(old_id)),
         };
-        let new = NewToken {
-            access_token_hash: access_token.hash(),
-            refresh_token_hash: refresh_token.as_ref().map(Secret::hash),
-            user_id,
-            client_id: client.id,
-            code_id,
-            scopes: scope.clone(),
-            issued_at: now,
-            expires_at: now + time::Duration::seconds(client.token_lifetime),
-            refresh_family: family.clone(),
-        };
+        let (mut new, issued) = self.new_token(client, user_id, scope, family.clone());
+        new.code_id = code_id;
         match rotating {
             None => {
                 self.store().insert_token(new).await?;
@@ -140,12 +164,7 @@ impl Oauthost {
                 }
             }
         }
-        Ok(IssuedToken {
-            access_token,
-            expires_in: client.token_lifetime,
-            refresh_token,
-            scope,
-        })
+        Ok(issued)
     }
 
     /// The access token `value`, if it is active: known, not revoked, not expired, and its
@@ -215,16 +234,8 @@ impl Oauthost {
     ) -> ServerResult<()> {
         let client = self.authenticate_client(credentials).await?;
         let value = params.require("token")?;
+        // An unknown hint is ignored: both kinds are searched anyway (RFC 7009 §2.1).
         let hint = params.get("token_type_hint")?;
-        if let Some(hint) = hint {
-            if !matches!(hint, "access_token" | "refresh_token") {
-                return Err(OAuthError::new(
-                    ErrorCode::UnsupportedTokenType,
-                    "token_type_hint must be access_token or refresh_token",
-                )
-                .into());
-            }
-        }
         let Some((token, was_refresh)) = self.find_any_token(value, hint).await? else {
             return Ok(());
         };
@@ -271,7 +282,8 @@ impl Oauthost {
             client_id: Some(info.client_id),
             username: info.username,
             token_type: Some("Bearer"),
-            exp: Some(info.token.expires_at.unix_timestamp()),
+            // A refresh token does not expire with its access token.
+            exp: (!was_refresh).then(|| info.token.expires_at.unix_timestamp()),
             iat: Some(info.token.issued_at.unix_timestamp()),
         })
     }

@@ -101,10 +101,19 @@ pub trait ClientStore: Send + Sync {
 pub trait CodeStore: Send + Sync {
     /// Stores a new code.
     async fn insert_code(&self, code: NewAuthorizationCode) -> StoreResult<AuthorizationCode>;
-    /// Consumes the code with this hash. The step is atomic: of any number of concurrent
-    /// calls for one code, exactly one gets [`CodeRedemption::Redeemed`]; the others get
-    /// [`CodeRedemption::AlreadyUsed`]. Expiry is the caller's to check.
-    async fn redeem_code(&self, code_hash: &SecretHash) -> StoreResult<CodeRedemption>;
+    /// Exchanges the code with this hash, issued to the client `client_id`, for a token.
+    ///
+    /// In one transaction: the code is consumed, `check` decides (expiry, redirect URI,
+    /// PKCE...), and the token it returns is stored, tied to the code. Of any number of
+    /// concurrent calls for one code, exactly one consumes it; the others get
+    /// [`CodeExchange::AlreadyUsed`], and see every token the winner issued. A code of
+    /// another client is [`CodeExchange::Unknown`] and stays untouched.
+    async fn exchange_code(
+        &self,
+        code_hash: &SecretHash,
+        client_id: i64,
+        check: CodeCheck<'_>,
+    ) -> StoreResult<CodeExchange>;
 }
 
 /// Access and refresh tokens.

@@ -2,6 +2,7 @@
 
 use oauthost_core::{
     client::{ClientType, GrantTypes},
+    error::OAuthError,
     redirect::RedirectUri,
     scope::{ScopeId, ScopeList},
     secret::SecretHash,
@@ -143,6 +144,9 @@ pub struct AuthorizationCode {
     pub user_id: i64,
     /// The redirect URI it was issued for.
     pub redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (then the token request
+    /// must repeat it).
+    pub redirect_uri_explicit: bool,
     /// The scopes granted.
     pub scopes: ScopeList,
     /// PKCE code challenge (RFC 7636), if one was sent.
@@ -168,6 +172,8 @@ pub struct NewAuthorizationCode {
     pub user_id: i64,
     /// The redirect URI of the request.
     pub redirect_uri: String,
+    /// Whether the request named it.
+    pub redirect_uri_explicit: bool,
     /// The scopes granted.
     pub scopes: ScopeList,
     /// PKCE code challenge.
@@ -182,15 +188,22 @@ pub struct NewAuthorizationCode {
 
 /// What happened when a code was presented for exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeRedemption {
-    /// The code was unused and is now consumed: this caller, and only this one, may issue
-    /// a token for it.
-    Redeemed(AuthorizationCode),
+pub enum CodeExchange {
+    /// The code was unused and passed the check: it is consumed and this token issued for
+    /// it, in one transaction.
+    Issued(Token),
+    /// The code was unused but failed the check: it is consumed, and no token issued.
+    Refused(OAuthError),
     /// The code had been consumed before: a replay.
     AlreadyUsed(AuthorizationCode),
-    /// No such code.
+    /// No such code for this client.
     Unknown,
 }
+
+/// The check [`CodeStore::exchange_code`] runs on the code it consumes: the token to issue,
+/// or why not.
+pub type CodeCheck<'a> =
+    &'a (dyn Fn(&AuthorizationCode) -> Result<NewToken, OAuthError> + Send + Sync);
 
 /// An access token, with its refresh token if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,8 +49,8 @@ macro_rules! client_columns {
 /// Columns of [`CodeRow`].
 macro_rules! code_columns {
     () => {
-        "id, code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, \
-         code_challenge_method, issued_at, expires_at, consumed"
+        "id, code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, scopes, \
+         code_challenge, code_challenge_method, issued_at, expires_at, consumed"
     };
 }
 /// Columns of [`TokenRow`].
@@ -183,6 +183,7 @@ pub(super) struct CodeRow {
     client_id: i64,
     user_id: i64,
     redirect_uri: String,
+    redirect_uri_explicit: bool,
     scopes: String,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
@@ -202,6 +203,7 @@ impl TryFrom<CodeRow> for AuthorizationCode {
             client_id: row.client_id,
             user_id: row.user_id,
             redirect_uri: row.redirect_uri,
+            redirect_uri_explicit: row.redirect_uri_explicit,
             scopes: row.scopes.parse().map_err(|e| corrupt(TABLE, e))?,
             code_challenge: row.code_challenge,
             code_challenge_method: row.code_challenge_method,

@@ -7,7 +7,7 @@
 
 /// Implements every storage trait and [`Store`](super::Store) for `$store`.
 macro_rules! impl_store {
-    ($store:ty, $backend:expr) => {
+    ($store:ty, $db:ty, $backend:expr) => {
         const _: () = {
             use std::collections::HashSet;
 
@@ -22,11 +22,39 @@ macro_rules! impl_store {
                     user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow,
                     TokenRow, UserCredentialsRow, UserRow,
                 },
-                AuthorizationCode, Backend, Client, ClientStore, ClientSummary, CodeRedemption,
+                AuthorizationCode, Backend, Client, ClientStore, ClientSummary, CodeCheck, CodeExchange,
                 CodeStore, MigrationInfo, NewAuthorizationCode, NewClient, NewScope, NewToken,
                 NewUser, Scope, ScopeStore, SessionRecord, LoginThrottleStore, SessionStore, Store, StoreError,
                 StoreResult, Token, TokenStore, User, UserStore,
             };
+
+            impl $store {
+                /// Stores a token through `executor` (the pool, or a transaction).
+                async fn insert_token_with<'c, E>(executor: E, token: &NewToken) -> StoreResult<Token>
+                where
+                    E: sqlx::Executor<'c, Database = $db>,
+                {
+                    let row: TokenRow = sqlx::query_as(concat!(
+                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
+                         token_type, user_id, client_id, code_id, scopes, issued_at, \
+                         expires_at, refresh_family) \
+                         VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                        token_columns!()
+                    ))
+                    .bind(token.access_token_hash.as_bytes().as_slice())
+                    .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                    .bind(token.user_id)
+                    .bind(token.client_id)
+                    .bind(token.code_id)
+                    .bind(token.scopes.to_string())
+                    .bind(token.issued_at.unix_timestamp())
+                    .bind(token.expires_at.unix_timestamp())
+                    .bind(&token.refresh_family)
+                    .fetch_one(executor)
+                    .await?;
+                    row.try_into()
+                }
+            }
 
             #[async_trait]
             impl UserStore for $store {
@@ -317,15 +345,16 @@ macro_rules! impl_store {
                 ) -> StoreResult<AuthorizationCode> {
                     let row: CodeRow = sqlx::query_as(concat!(
                         "INSERT INTO oauthost_authorization_codes (code_hash, client_id, \
-                         user_id, redirect_uri, scopes, code_challenge, code_challenge_method, \
-                         issued_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                         user_id, redirect_uri, redirect_uri_explicit, scopes, code_challenge, \
+                         code_challenge_method, issued_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
                         code_columns!()
                     ))
                     .bind(code.code_hash.as_bytes().as_slice())
                     .bind(code.client_id)
                     .bind(code.user_id)
                     .bind(&code.redirect_uri)
+                    .bind(code.redirect_uri_explicit)
                     .bind(code.scopes.to_string())
                     .bind(&code.code_challenge)
                     .bind(&code.code_challenge_method)
@@ -336,56 +365,57 @@ macro_rules! impl_store {
                     row.try_into()
                 }
 
-                async fn redeem_code(&self, code_hash: &SecretHash) -> StoreResult<CodeRedemption> {
-                    // One statement: the row lock (PostgreSQL) or the write lock (SQLite)
-                    // lets exactly one of concurrent redemptions see `consumed = FALSE`.
-                    let redeemed: Option<CodeRow> = sqlx::query_as(concat!(
+                async fn exchange_code(
+                    &self,
+                    code_hash: &SecretHash,
+                    client_id: i64,
+                    check: CodeCheck<'_>,
+                ) -> StoreResult<CodeExchange> {
+                    let mut tx = self.pool.begin().await?;
+                    // One conditional UPDATE: the row lock (PostgreSQL) or the write lock
+                    // (SQLite) lets exactly one of concurrent exchanges see `consumed = FALSE`,
+                    // and the others wait until its token is committed.
+                    let consumed: Option<CodeRow> = sqlx::query_as(concat!(
                         "UPDATE oauthost_authorization_codes SET consumed = TRUE \
-                         WHERE code_hash = $1 AND consumed = FALSE RETURNING ",
+                         WHERE code_hash = $1 AND client_id = $2 AND consumed = FALSE RETURNING ",
                         code_columns!()
                     ))
                     .bind(code_hash.as_bytes().as_slice())
-                    .fetch_optional(&self.pool)
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                    if let Some(row) = redeemed {
-                        return Ok(CodeRedemption::Redeemed(row.try_into()?));
-                    }
-                    let existing: Option<CodeRow> = sqlx::query_as(concat!(
-                        "SELECT ", code_columns!(),
-                        " FROM oauthost_authorization_codes WHERE code_hash = $1"
-                    ))
-                    .bind(code_hash.as_bytes().as_slice())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(match existing {
-                        Some(row) => CodeRedemption::AlreadyUsed(row.try_into()?),
-                        None => CodeRedemption::Unknown,
-                    })
+                    let Some(row) = consumed else {
+                        let existing: Option<CodeRow> = sqlx::query_as(concat!(
+                            "SELECT ", code_columns!(),
+                            " FROM oauthost_authorization_codes WHERE code_hash = $1 AND client_id = $2"
+                        ))
+                        .bind(code_hash.as_bytes().as_slice())
+                        .bind(client_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.rollback().await?;
+                        return Ok(match existing {
+                            Some(row) => CodeExchange::AlreadyUsed(row.try_into()?),
+                            None => CodeExchange::Unknown,
+                        });
+                    };
+                    let code: AuthorizationCode = row.try_into()?;
+                    let outcome = match check(&code) {
+                        Ok(mut token) => {
+                            token.code_id = Some(code.id);
+                            CodeExchange::Issued(Self::insert_token_with(&mut *tx, &token).await?)
+                        }
+                        Err(error) => CodeExchange::Refused(error),
+                    };
+                    tx.commit().await?;
+                    Ok(outcome)
                 }
             }
 
             #[async_trait]
             impl TokenStore for $store {
                 async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
-                    let row: TokenRow = sqlx::query_as(concat!(
-                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
-                         token_type, user_id, client_id, code_id, scopes, issued_at, \
-                         expires_at, refresh_family) \
-                         VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
-                        token_columns!()
-                    ))
-                    .bind(token.access_token_hash.as_bytes().as_slice())
-                    .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
-                    .bind(token.user_id)
-                    .bind(token.client_id)
-                    .bind(token.code_id)
-                    .bind(token.scopes.to_string())
-                    .bind(token.issued_at.unix_timestamp())
-                    .bind(token.expires_at.unix_timestamp())
-                    .bind(&token.refresh_family)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    row.try_into()
+                    Self::insert_token_with(&self.pool, &token).await
                 }
 
                 async fn find_token(&self, access_hash: &SecretHash) -> StoreResult<Option<Token>> {
@@ -434,26 +464,9 @@ macro_rules! impl_store {
                         tx.rollback().await?;
                         return Ok(None);
                     }
-                    let row: TokenRow = sqlx::query_as(concat!(
-                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
-                         token_type, user_id, client_id, code_id, scopes, issued_at, \
-                         expires_at, refresh_family) \
-                         VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
-                        token_columns!()
-                    ))
-                    .bind(new.access_token_hash.as_bytes().as_slice())
-                    .bind(new.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
-                    .bind(new.user_id)
-                    .bind(new.client_id)
-                    .bind(new.code_id)
-                    .bind(new.scopes.to_string())
-                    .bind(new.issued_at.unix_timestamp())
-                    .bind(new.expires_at.unix_timestamp())
-                    .bind(&new.refresh_family)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    let token = Self::insert_token_with(&mut *tx, &new).await?;
                     tx.commit().await?;
-                    Ok(Some(row.try_into()?))
+                    Ok(Some(token))
                 }
 
                 async fn revoke_family(&self, family: &str) -> StoreResult<u64> {

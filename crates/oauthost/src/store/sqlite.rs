@@ -62,4 +62,4 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, Backend::Sqlite);
+impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);

@@ -18,7 +18,7 @@ use super::{
     session::{Session, CSRF_FIELD},
     WebState,
 };
-use crate::server::{seconds, ServerError};
+use crate::server::{LoginOutcome, ServerError};
 
 /// `next` if it is a path on this site, else the default: no open redirect.
 pub(crate) fn safe_next(next: Option<&str>, default: &str) -> String {
@@ -145,22 +145,14 @@ async fn log_in(
     params: &Params,
 ) -> Result<Response, ServerError> {
     let server = &state.server;
-    let store = server.store();
     let username = params.get("username")?.unwrap_or_default();
     let password = params.get("password")?.unwrap_or_default();
     let next = safe_next(params.get("next")?, "/");
-    let throttle = &server.settings().login_throttle;
-    let now = server.now();
-    let user_key = format!("user:{username}");
-    let addr_key = connection.client_addr.map(|addr| format!("addr:{addr}"));
-
-    let mut locked = store.login_locked_until(&user_key, now).await?;
-    if let (None, Some(key)) = (locked, &addr_key) {
-        locked = store.login_locked_until(key, now).await?;
-    }
-    if let Some(until) = locked {
-        let minutes = ((until - now).whole_seconds() + 59) / 60;
-        return Ok(login_page(
+    match server
+        .log_in(username, password, connection.client_addr)
+        .await?
+    {
+        LoginOutcome::Locked { minutes } => Ok(login_page(
             state,
             session,
             StatusCode::TOO_MANY_REQUESTS,
@@ -172,55 +164,22 @@ async fn log_in(
                     if minutes == 1 { "" } else { "s" }
                 )),
             },
-        ));
-    }
-
-    match server
-        .authenticator()
-        .authenticate(username, password)
-        .await?
-    {
-        Some(user) => {
-            store.clear_login_failures(&user_key).await?;
+        )),
+        LoginOutcome::Success(user) => {
             session.log_in(user.id, &user.username);
             tracing::info!(user = %user.username, "logged in");
             Ok(responses::found(&next))
         }
-        None => {
-            let window_start = now - seconds(throttle.window);
-            let lock_until = now + seconds(throttle.lockout);
-            store
-                .record_login_failure(
-                    &user_key,
-                    now,
-                    window_start,
-                    throttle.max_failures_per_user,
-                    lock_until,
-                )
-                .await?;
-            if let Some(key) = &addr_key {
-                store
-                    .record_login_failure(
-                        key,
-                        now,
-                        window_start,
-                        throttle.max_failures_per_address,
-                        lock_until,
-                    )
-                    .await?;
-            }
-            tracing::warn!(user = %username.escape_debug(), address = ?connection.client_addr, "failed login");
-            Ok(login_page(
-                state,
-                session,
-                StatusCode::OK,
-                LoginForm {
-                    username,
-                    next: &next,
-                    error: Some("Please enter a correct username and password.".into()),
-                },
-            ))
-        }
+        LoginOutcome::Failed => Ok(login_page(
+            state,
+            session,
+            StatusCode::OK,
+            LoginForm {
+                username,
+                next: &next,
+                error: Some("Please enter a correct username and password.".into()),
+            },
+        )),
     }
 }
 

@@ -5,11 +5,12 @@ use axum::{
     extract::{rejection::BytesRejection, RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
 use oauthost_core::{error::OAuthError, params::Params};
 use serde::Serialize;
 
-use super::{forms, responses, WebState};
+use super::{forms, responses, security::Connection, WebState};
 use crate::server::{ClientCredentials, ServerError};
 
 /// A client's request: its parameters and credentials, read and checked.
@@ -74,6 +75,7 @@ struct TokenResponse<'a> {
 /// `POST /token/`.
 pub(crate) async fn token(
     State(state): State<WebState>,
+    Extension(connection): Extension<Connection>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -84,7 +86,11 @@ pub(crate) async fn token(
     };
     match state
         .server
-        .token(&request.params, &request.credentials)
+        .token(
+            &request.params,
+            &request.credentials,
+            connection.client_addr,
+        )
         .await
     {
         Ok(issued) => responses::json(&TokenResponse {
