@@ -310,7 +310,12 @@ pub async fn run_app_command(
             }
             Ok(())
         }
-        Command::Syncscopes { apps } => syncscopes(&connect(global).await?, &apps).await,
+        Command::Syncscopes { apps } => {
+            for line in syncscopes(&connect(global).await?, &apps).await? {
+                writeln!(io::stdout(), "{line}")?;
+            }
+            Ok(())
+        }
         Command::User(command) => user(&connect(global).await?, command).await,
         Command::Scope(command) => scope(&connect(global).await?, command).await,
         Command::Client(command) => client(global, &connect(global).await?, command).await,
@@ -495,7 +500,10 @@ async fn client(
     Ok(())
 }
 
-async fn syncscopes(store: &DynStore, apps: &[String]) -> Result<(), CliError> {
+/// Creates the scopes of the `#[oauth_required]` handlers of `apps` that do not exist yet,
+/// and returns what it did, a line each. An app this binary does not contain is an error,
+/// reported before anything is written.
+pub async fn syncscopes(store: &DynStore, apps: &[String]) -> Result<Vec<String>, CliError> {
     let known = crate::web::bearer::known_apps();
     if let Some(unknown) = apps.iter().find(|app| !known.contains(&app.as_str())) {
         return Err(CliError::UnknownApp {
@@ -507,7 +515,7 @@ async fn syncscopes(store: &DynStore, apps: &[String]) -> Result<(), CliError> {
             },
         });
     }
-    let mut out = io::stdout().lock();
+    let mut report = Vec::new();
     for app in apps {
         let mut scopes: Vec<&str> = crate::web::bearer::protected_handlers()
             .filter(|handler| handler.app == app)
@@ -516,25 +524,26 @@ async fn syncscopes(store: &DynStore, apps: &[String]) -> Result<(), CliError> {
         scopes.sort_unstable();
         scopes.dedup();
         if scopes.is_empty() {
-            writeln!(out, "App {app:?} has no protected handlers with a scope.")?;
+            report.push(format!(
+                "App {app:?} has no protected handlers with a scope."
+            ));
             continue;
         }
         for identifier in scopes {
             let scope_id: oauthost_core::scope::ScopeId =
                 identifier.parse().map_err(ToolboxError::from)?;
             if store.find_scope(&scope_id).await?.is_some() {
-                writeln!(out, "Scope {identifier} exists; skipped.")?;
+                report.push(format!("Scope {identifier} exists; skipped."));
                 continue;
             }
             let scope = toolbox::add_scope(&**store, identifier, None, true).await?;
-            writeln!(
-                out,
+            report.push(format!(
                 "Created scope {} ({:?}).",
                 scope.identifier, scope.title
-            )?;
+            ));
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 /// Logs to standard error; `OAUTHOST_LOG` sets the filter (default `info`).

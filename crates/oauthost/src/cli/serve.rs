@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Refuse PKCE's plain method (S256 only).
     #[arg(long)]
     pub no_pkce_plain: bool,
+    /// Refuse access tokens in the query string (Authorization header and form body only).
+    #[arg(long)]
+    pub no_query_tokens: bool,
     /// Replace a page template: NAME=FILE, NAME one of login, logout, authorize,
     /// authorize_error, authorize_proceed, forbidden, restricted (also
     /// OAUTHOST_TEMPLATE_<NAME>=FILE).
@@ -65,6 +68,7 @@ impl ServeArgs {
             implicit_grant: !self.no_implicit_grant,
             password_grant: !self.no_password_grant,
             pkce_plain: !self.no_pkce_plain,
+            query_tokens: !self.no_query_tokens,
             issuer: self.issuer.clone(),
             mount_path: self.mount_path.trim_end_matches('/').to_owned(),
             ..Settings::default()

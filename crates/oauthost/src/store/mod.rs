@@ -63,6 +63,9 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<Option<(User, Option<String>)>>;
     /// Every user, by username.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Activates or deactivates the user with database key `id`; `false` when there is
+    /// none. An inactive user can neither log in nor use the tokens it had.
+    async fn set_user_active(&self, id: i64, active: bool) -> StoreResult<bool>;
 }
 
 /// Scopes.

@@ -111,6 +111,15 @@ macro_rules! impl_store {
                         .transpose()
                 }
 
+                async fn set_user_active(&self, id: i64, active: bool) -> StoreResult<bool> {
+                    let done = sqlx::query("UPDATE oauthost_users SET is_active = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(active)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn list_users(&self) -> StoreResult<Vec<User>> {
                     let rows: Vec<UserRow> = sqlx::query_as(concat!(
                         "SELECT ", user_columns!(), " FROM oauthost_users ORDER BY username"

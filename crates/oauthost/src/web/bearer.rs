@@ -1,7 +1,8 @@
 //! Protecting an application's handlers with bearer tokens (RFC 6750).
 //!
 //! A client sends its access token in one of three ways (the seed's section 4.2):
-//! `Authorization: Bearer <token>` (recommended), `access_token` in a form-encoded POST body,
+//! `Authorization: Bearer <token>` (recommended), `access_token` in a form-encoded body (not
+//! with `GET`),
 //! or `access_token` in the query string (which [`Settings::query_tokens`] can switch off).
 //! More than one way in one request is `invalid_request`.
 //!
@@ -33,7 +34,7 @@ use std::{
 use axum::{
     body::Body,
     extract::{FromRef, FromRequestParts, Request},
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use minijinja::context;
@@ -474,9 +475,11 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Reads a form body's `access_token`, putting the body back for the handler.
+/// Reads a form body's `access_token`, putting the body back for the handler. Only for
+/// methods whose body has a meaning: never `GET` or `HEAD` (RFC 6750 §2.2).
 async fn read_form_token(request: Request) -> Result<Request, Response> {
-    if !is_form(request.headers()) {
+    let method = request.method();
+    if method == Method::GET || method == Method::HEAD || !is_form(request.headers()) {
         return Ok(request);
     }
     let (mut parts, body) = request.into_parts();
