@@ -397,7 +397,17 @@ backend_tests!(
     debug_mode_from_the_environment_allows_plain_http,
     serve_answers_health_checks,
     serve_never_runs_on_an_outdated_schema_unless_told,
+    syncscopes_names_the_apps_this_binary_has,
 );
+
+async fn syncscopes_names_the_apps_this_binary_has(db: &TestDatabase) {
+    ok(db, &["migrate"]);
+    let message = fails(db, &["syncscopes", "polls"]);
+    assert_eq!(
+        message,
+        "error: unknown app \"polls\": it is not part of this binary (apps here: none)\n"
+    );
+}
 
 /// Database URLs that cannot work are reported on one line, without a password.
 #[test]
