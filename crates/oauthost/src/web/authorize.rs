@@ -7,17 +7,16 @@ use axum::{
     response::{IntoResponse, Response},
     Extension,
 };
-use axum_extra::extract::CookieJar;
 use minijinja::context;
 use oauthost_core::{error::OAuthError, params::Params};
 use url::form_urlencoded;
 
 use super::{
     forms,
-    login::{failure, finish},
+    login::check_csrf,
     responses::{self, common, page, WithStatus},
     security::Connection,
-    session::{Pending, Session, CSRF_FIELD},
+    session::{Pending, Session},
     WebState,
 };
 use crate::server::{AuthorizationRequest, AuthorizeError};
@@ -32,43 +31,38 @@ fn encode(params: &Params) -> String {
 pub(crate) async fn get(
     State(state): State<WebState>,
     Extension(connection): Extension<Connection>,
-    jar: CookieJar,
+    mut session: Session,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut session = match Session::load(&state.server, &jar).await {
-        Ok(session) => session,
-        Err(error) => return failure(error),
-    };
     let response = match forms::query(query.as_deref()) {
         Ok(params) => request(&state, &mut session, connection, params).await,
         Err(error) => responses::authorize_error_page(&state, &mut session, &error),
     };
-    finish(&state, session, jar, connection, response).await
+    session.respond(&state, response).await
 }
 
 /// `POST /auth/`: the consent form's decision, or an authorization request in the body.
 pub(crate) async fn post(
     State(state): State<WebState>,
     Extension(connection): Extension<Connection>,
-    jar: CookieJar,
+    mut session: Session,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut session = match Session::load(&state.server, &jar).await {
-        Ok(session) => session,
-        Err(error) => return failure(error),
-    };
     let response = match forms::form_body(&headers, body) {
         Err((status, error)) => {
             responses::authorize_error_page(&state, &mut session, &error).with_status(status)
         }
         Ok(form) if form.contains("auth_decision") => {
-            decision(&state, &mut session, query.as_deref(), &form).await
+            match check_csrf(&state, &mut session, &form) {
+                Ok(()) => decision(&state, &mut session, query.as_deref(), &form).await,
+                Err(response) => response,
+            }
         }
         Ok(form) => request(&state, &mut session, connection, form).await,
     };
-    finish(&state, session, jar, connection, response).await
+    session.respond(&state, response).await
 }
 
 /// Shows the error of a request that cannot go on: a page, or a redirect to the client.
@@ -168,13 +162,6 @@ async fn decision(
     query: Option<&str>,
     form: &Params,
 ) -> Response {
-    if !session.csrf_matches(form.get(CSRF_FIELD).ok().flatten()) {
-        return responses::forbidden_page(
-            state,
-            session,
-            "CSRF verification failed: reload the page and try again.",
-        );
-    }
     let Some((user_id, _)) = session.user() else {
         return responses::found(&state.path("/login/"));
     };

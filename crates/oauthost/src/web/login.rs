@@ -4,16 +4,15 @@ use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, RawQuery, State},
     http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
     Extension,
 };
-use axum_extra::extract::CookieJar;
 use minijinja::context;
 use oauthost_core::params::Params;
 
 use super::{
     forms,
-    responses::{self, common, page, WithStatus},
+    responses::{self, common, failure_page, page, WithStatus},
     security::Connection,
     session::{Session, CSRF_FIELD},
     WebState,
@@ -34,8 +33,6 @@ pub(crate) fn safe_next(next: Option<&str>, default: &str) -> String {
         _ => default.to_owned(),
     }
 }
-
-pub(crate) use responses::failure_page as failure;
 
 struct LoginForm<'a> {
     username: &'a str,
@@ -67,14 +64,9 @@ fn login_page(
 /// `GET /login/`: the login form.
 pub(crate) async fn show(
     State(state): State<WebState>,
-    Extension(connection): Extension<Connection>,
-    jar: CookieJar,
+    mut session: Session,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut session = match Session::load(&state.server, &jar).await {
-        Ok(session) => session,
-        Err(error) => return failure(error),
-    };
     let params = forms::query(query.as_deref()).unwrap_or_default();
     let next = safe_next(params.get("next").ok().flatten(), "/");
     let response = login_page(
@@ -87,55 +79,56 @@ pub(crate) async fn show(
             error: None,
         },
     );
-    finish(&state, session, jar, connection, response).await
-}
-
-/// Saves the session and attaches its cookie to `response`.
-pub(crate) async fn finish(
-    state: &WebState,
-    session: Session,
-    jar: CookieJar,
-    connection: Connection,
-    response: Response,
-) -> Response {
-    match session.save(&state.server, jar, connection.secure).await {
-        Ok(jar) => (jar, response).into_response(),
-        Err(error) => failure(error),
-    }
+    session.respond(&state, response).await
 }
 
 /// `POST /login/`: checks the CSRF token, the throttle, then the credentials.
 pub(crate) async fn submit(
     State(state): State<WebState>,
     Extension(connection): Extension<Connection>,
-    jar: CookieJar,
+    mut session: Session,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut session = match Session::load(&state.server, &jar).await {
-        Ok(session) => session,
-        Err(error) => return failure(error),
+    let response = match checked_form(&state, &mut session, &headers, body) {
+        Ok(params) => match log_in(&state, &mut session, connection, &params).await {
+            Ok(response) => response,
+            Err(error) => return failure_page(error),
+        },
+        Err(response) => response,
     };
-    let params = match forms::form_body(&headers, body) {
-        Ok(params) => params,
-        Err((status, error)) => {
-            return responses::authorize_error_page(&state, &mut session, &error)
-                .with_status(status)
-        }
-    };
-    if !session.csrf_matches(params.get(CSRF_FIELD).ok().flatten()) {
-        let response = responses::forbidden_page(
-            &state,
-            &mut session,
+    session.respond(&state, response).await
+}
+
+/// The parameters of a form posted with this session's CSRF token, or the page refusing it.
+pub(crate) fn checked_form(
+    state: &WebState,
+    session: &mut Session,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Params, Response> {
+    let params = forms::form_body(headers, body).map_err(|(status, error)| {
+        responses::authorize_error_page(state, session, &error).with_status(status)
+    })?;
+    check_csrf(state, session, &params)?;
+    Ok(params)
+}
+
+/// Refuses, with a 403 page, a form that does not carry this session's CSRF token.
+pub(crate) fn check_csrf(
+    state: &WebState,
+    session: &mut Session,
+    params: &Params,
+) -> Result<(), Response> {
+    if session.csrf_matches(params.get(CSRF_FIELD).ok().flatten()) {
+        Ok(())
+    } else {
+        Err(responses::forbidden_page(
+            state,
+            session,
             "CSRF verification failed: reload the page and try again.",
-        );
-        return finish(&state, session, jar, connection, response).await;
+        ))
     }
-    let response = match log_in(&state, &mut session, connection, &params).await {
-        Ok(response) => response,
-        Err(error) => return failure(error),
-    };
-    finish(&state, session, jar, connection, response).await
 }
 
 async fn log_in(
@@ -186,14 +179,9 @@ async fn log_in(
 /// `GET /logout/`: a button to log out.
 pub(crate) async fn confirm_logout(
     State(state): State<WebState>,
-    Extension(connection): Extension<Connection>,
-    jar: CookieJar,
+    mut session: Session,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut session = match Session::load(&state.server, &jar).await {
-        Ok(session) => session,
-        Err(error) => return failure(error),
-    };
     let params = forms::query(query.as_deref()).unwrap_or_default();
     let next = safe_next(params.get("next").ok().flatten(), &state.path("/login/"));
     let common = common(&state, &mut session, "Log out");
@@ -203,33 +191,25 @@ pub(crate) async fn confirm_logout(
         "logout",
         context! { action => state.path("/logout/"), next => next, ..common },
     );
-    finish(&state, session, jar, connection, response).await
+    session.respond(&state, response).await
 }
 
 /// `POST /logout/`: ends the session.
 pub(crate) async fn logout(
     State(state): State<WebState>,
-    Extension(connection): Extension<Connection>,
-    jar: CookieJar,
+    mut session: Session,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut session = match Session::load(&state.server, &jar).await {
-        Ok(session) => session,
-        Err(error) => return failure(error),
+    let response = match checked_form(&state, &mut session, &headers, body) {
+        Ok(params) => {
+            session.log_out();
+            let next = safe_next(params.get("next").ok().flatten(), &state.path("/login/"));
+            responses::found(&next)
+        }
+        Err(response) => response,
     };
-    let params = forms::form_body(&headers, body).unwrap_or_default();
-    if !session.csrf_matches(params.get(CSRF_FIELD).ok().flatten()) {
-        let response = responses::forbidden_page(
-            &state,
-            &mut session,
-            "CSRF verification failed: reload the page and try again.",
-        );
-        return finish(&state, session, jar, connection, response).await;
-    }
-    session.log_out();
-    let next = safe_next(params.get("next").ok().flatten(), &state.path("/login/"));
-    finish(&state, session, jar, connection, responses::found(&next)).await
+    session.respond(&state, response).await
 }
 
 #[cfg(test)]

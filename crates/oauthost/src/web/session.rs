@@ -4,11 +4,17 @@
 //! SHA-256 hash, so that a stolen database holds no usable session. The cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` on https. The id is renewed at login.
 
+use axum::{
+    extract::FromRequestParts,
+    http::request::Parts,
+    response::{IntoResponse, Response},
+};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use oauthost_core::secret::{random_identifier, Secret};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use super::{responses, security::Connection, WebState};
 use crate::{
     server::{seconds, Oauthost, ServerResult},
     store::SessionRecord,
@@ -39,6 +45,9 @@ struct SessionData {
 }
 
 /// One browser's session, loaded for a request and saved with its response.
+///
+/// As an extractor, it loads the session named by the request's cookie (or starts an empty
+/// one); [`Session::respond`] saves it and sets the cookie on the response.
 #[derive(Debug)]
 pub(crate) struct Session {
     id: Option<Secret>,
@@ -46,36 +55,58 @@ pub(crate) struct Session {
     changed: bool,
     renew: bool,
     end: bool,
+    /// Whether the request came over https: the cookie is `Secure` then.
+    secure: bool,
+    /// The request's cookies, against which the response's changes are computed.
+    jar: CookieJar,
+}
+
+impl FromRequestParts<WebState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let secure = parts
+            .extensions
+            .get::<Connection>()
+            .is_some_and(|connection| connection.secure);
+        let jar = CookieJar::from_headers(&parts.headers);
+        Self::load(&state.server, jar, secure)
+            .await
+            .map_err(responses::failure_page)
+    }
 }
 
 impl Session {
-    /// The session named by the request's cookie, or a new empty one.
-    pub(crate) async fn load(server: &Oauthost, jar: &CookieJar) -> ServerResult<Self> {
-        if let Some(cookie) = jar.get(COOKIE_NAME) {
-            let id = Secret::new(cookie.value());
-            if let Some(record) = server
-                .store()
-                .load_session(&id.hash(), server.now())
-                .await?
-            {
-                if let Ok(data) = serde_json::from_slice(&record.data) {
-                    return Ok(Self {
-                        id: Some(id),
-                        data,
-                        changed: false,
-                        renew: false,
-                        end: false,
-                    });
-                }
-            }
-        }
-        Ok(Self {
+    async fn load(server: &Oauthost, jar: CookieJar, secure: bool) -> ServerResult<Self> {
+        let cookie = jar.get(COOKIE_NAME).map(|c| c.value().to_owned());
+        let mut session = Self {
             id: None,
             data: SessionData::default(),
             changed: false,
             renew: false,
             end: false,
-        })
+            secure,
+            jar,
+        };
+        if let Some(cookie) = cookie {
+            let id = Secret::new(cookie);
+            let now = server.now();
+            if let Some(record) = server.store().load_session(&id.hash(), now).await? {
+                if let Ok(data) = serde_json::from_slice(&record.data) {
+                    session.id = Some(id);
+                    session.data = data;
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    /// Saves the session and sets its cookie on `response`.
+    pub(crate) async fn respond(self, state: &WebState, response: Response) -> Response {
+        match self.save(&state.server).await {
+            Ok(jar) => (jar, response).into_response(),
+            Err(error) => responses::failure_page(error),
+        }
     }
 
     /// The logged-in user's database key and username.
@@ -139,13 +170,10 @@ impl Session {
         Some(self.data.pending.remove(index))
     }
 
-    /// Writes the session if it changed and sets or removes the cookie on `jar`.
-    pub(crate) async fn save(
-        self,
-        server: &Oauthost,
-        jar: CookieJar,
-        secure: bool,
-    ) -> ServerResult<CookieJar> {
+    /// Writes the session if it changed; the cookie to set or remove.
+    async fn save(self, server: &Oauthost) -> ServerResult<CookieJar> {
+        let jar = self.jar;
+        let secure = self.secure;
         let store = server.store();
         if self.end {
             if let Some(id) = &self.id {

@@ -2,55 +2,63 @@
 
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, RawQuery, State},
-    http::{HeaderMap, StatusCode},
+    extract::{FromRequest, Request, State},
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Extension,
 };
 use oauthost_core::{error::OAuthError, params::Params};
 use serde::Serialize;
 
-use super::{forms, responses, security::Connection, WebState};
+use super::{
+    forms,
+    responses::{self, WithStatus},
+    security::Connection,
+    WebState,
+};
 use crate::server::{ClientCredentials, ServerError};
 
-/// A client's request: its parameters and credentials, read and checked.
-struct ClientRequest {
+/// A client's request to a token-style endpoint: its parameters and credentials, read and
+/// checked; as an extractor, it answers malformed requests with a JSON error.
+pub(crate) struct ClientRequest {
     params: Params,
     credentials: ClientCredentials,
 }
 
-/// Reads a client's request, or the error response to send instead.
-fn read(
-    state: &WebState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<ClientRequest, Box<Response>> {
-    let realm = state.server.settings().realm.clone();
-    let query = forms::query(query).map_err(|e| Box::new(responses::json_error(&e, None)))?;
-    if query.contains("client_secret") || query.contains("password") {
-        return Err(Box::new(responses::json_error(
-            &OAuthError::invalid_request("Credentials must not be sent in the query string"),
-            None,
-        )));
+impl FromRequest<WebState> for ClientRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await;
+        let realm = state.server.settings().realm.clone();
+        let query = forms::query(parts.uri.query()).map_err(|e| responses::json_error(&e, None))?;
+        if query.contains("client_secret") || query.contains("password") {
+            return Err(responses::json_error(
+                &OAuthError::invalid_request("Credentials must not be sent in the query string"),
+                None,
+            ));
+        }
+        let params = forms::form_body(&parts.headers, body)
+            .map_err(|(status, error)| responses::json_error(&error, None).with_status(status))?;
+        let basic = forms::basic_credentials(&parts.headers)
+            .map_err(|e| responses::json_error(&e, Some(&realm)))?;
+        let field = |name: &str| {
+            params
+                .get(name)
+                .map(|v| v.map(str::to_owned))
+                .map_err(|e| responses::json_error(&e, None))
+        };
+        let credentials = ClientCredentials {
+            basic,
+            body_id: field("client_id")?,
+            body_secret: field("client_secret")?,
+        };
+        Ok(Self {
+            params,
+            credentials,
+        })
     }
-    let params = forms::form_body(headers, body).map_err(|(status, error)| {
-        use responses::WithStatus;
-        Box::new(responses::json_error(&error, None).with_status(status))
-    })?;
-    let basic = forms::basic_credentials(headers)
-        .map_err(|e| Box::new(responses::json_error(&e, Some(&realm))))?;
-    let field = |name: &str| params.get(name).map(|v| v.map(str::to_owned));
-    let credentials = ClientCredentials {
-        basic,
-        body_id: field("client_id").map_err(|e| Box::new(responses::json_error(&e, None)))?,
-        body_secret: field("client_secret")
-            .map_err(|e| Box::new(responses::json_error(&e, None)))?,
-    };
-    Ok(ClientRequest {
-        params,
-        credentials,
-    })
 }
 
 /// The response to a failed client request.
@@ -76,23 +84,17 @@ struct TokenResponse<'a> {
 pub(crate) async fn token(
     State(state): State<WebState>,
     Extension(connection): Extension<Connection>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
+    request: ClientRequest,
 ) -> Response {
-    let request = match read(&state, &headers, query.as_deref(), body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    match state
+    let issued = state
         .server
         .token(
             &request.params,
             &request.credentials,
             connection.client_addr,
         )
-        .await
-    {
+        .await;
+    match issued {
         Ok(issued) => responses::json(&TokenResponse {
             access_token: issued.access_token.expose(),
             token_type: "Bearer",
@@ -105,16 +107,7 @@ pub(crate) async fn token(
 }
 
 /// `POST /revoke/` (RFC 7009): 200 with an empty body, also for unknown tokens.
-pub(crate) async fn revoke(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request = match read(&state, &headers, query.as_deref(), body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
+pub(crate) async fn revoke(State(state): State<WebState>, request: ClientRequest) -> Response {
     match state
         .server
         .revoke(&request.params, &request.credentials)
@@ -122,10 +115,9 @@ pub(crate) async fn revoke(
     {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(error) => refuse(&state, &request.credentials, error),
@@ -133,16 +125,7 @@ pub(crate) async fn revoke(
 }
 
 /// `POST /introspect/` (RFC 7662).
-pub(crate) async fn introspect(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request = match read(&state, &headers, query.as_deref(), body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
+pub(crate) async fn introspect(State(state): State<WebState>, request: ClientRequest) -> Response {
     match state
         .server
         .introspect(&request.params, &request.credentials)
