@@ -146,7 +146,7 @@ pub enum Command {
     /// Manage clients.
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Create the scopes of the #[oauth_required] handlers of the named apps.
+    /// Create the scopes of the `#[oauth_required]` handlers of the named apps.
     Syncscopes {
         /// Apps (crates) linked into this binary, e.g. polls.
         #[arg(required = true)]

@@ -32,7 +32,7 @@ pub struct ServeArgs {
     /// behind a proxy that sets them: clients could forge them otherwise.
     #[arg(long)]
     pub trust_forwarded_proto: bool,
-    /// Issuer identifier for server metadata, e.g. https://auth.example.com (default: from
+    /// Issuer identifier for server metadata, e.g. `https://auth.example.com` (default: from
     /// each request's Host).
     #[arg(long)]
     pub issuer: Option<String>,
@@ -53,7 +53,7 @@ pub struct ServeArgs {
     pub no_query_tokens: bool,
     /// Replace a page template: NAME=FILE, NAME one of login, logout, authorize,
     /// authorize_error, authorize_proceed, forbidden, restricted (also
-    /// OAUTHOST_TEMPLATE_<NAME>=FILE).
+    /// `OAUTHOST_TEMPLATE_<NAME>=FILE`).
     #[arg(long = "template", value_name = "NAME=FILE")]
     pub templates: Vec<String>,
 }

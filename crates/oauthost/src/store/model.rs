@@ -200,7 +200,7 @@ pub enum CodeExchange {
     Unknown,
 }
 
-/// The check [`CodeStore::exchange_code`] runs on the code it consumes: the token to issue,
+/// The check [`CodeStore::exchange_code`](super::CodeStore::exchange_code) runs on the code it consumes: the token to issue,
 /// or why not.
 pub type CodeCheck<'a> =
     &'a (dyn Fn(&AuthorizationCode) -> Result<NewToken, OAuthError> + Send + Sync);

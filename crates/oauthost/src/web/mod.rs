@@ -94,8 +94,3 @@ impl Oauthost {
             .with_state(state)
     }
 }
-
-/// Only the health check, `GET /healthz`, over `store`.
-pub fn router(store: crate::store::DynStore) -> Router {
-    health::router(store)
-}
