@@ -470,6 +470,42 @@ async fn tokens_are_found_by_hash_and_revoked(db: &TestDatabase) {
 
     let found = store.find_token(&access.hash()).await.unwrap().unwrap();
     assert_eq!(found, token);
+    let details = store
+        .find_token_details(&access.hash(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(details.token, token);
+    assert_eq!(details.client_identifier, "app");
+    assert_eq!(details.username.as_deref(), Some("alice"));
+    assert!(details.user_active);
+    let by_refresh = store
+        .find_token_details(&refresh.hash(), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_refresh.token.id, token.id);
+    assert!(store
+        .find_token_details(&refresh.hash(), false)
+        .await
+        .unwrap()
+        .is_none());
+    let userless = store
+        .find_token_details(&other.access_token_hash, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((userless.username, userless.user_active), (None, true));
+    store.set_user_active(alice, false).await.unwrap();
+    assert!(
+        !store
+            .find_token_details(&access.hash(), false)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_active
+    );
+    store.set_user_active(alice, true).await.unwrap();
     assert_eq!(found.refresh_token_hash, Some(refresh.hash()));
     assert!(!found.revoked && !found.refresh_rotated);
     assert!(

@@ -10,7 +10,7 @@ use oauthost_core::{
 use serde::Serialize;
 
 use super::{ClientCredentials, Oauthost, ServerResult};
-use crate::store::{Client, NewToken, Token};
+use crate::store::{Client, NewToken, Token, TokenDetails};
 
 /// A token just issued: the values to send once.
 #[derive(Debug)]
@@ -168,39 +168,27 @@ impl Oauthost {
     }
 
     /// The access token `value`, if it is active: known, not revoked, not expired, and its
-    /// user (if any) still active.
+    /// user (if any) still active. One database query.
     pub async fn check_access_token(&self, value: &str) -> ServerResult<Option<TokenInfo>> {
-        let Some(token) = self.store().find_token(&Secret::new(value).hash()).await? else {
-            return Ok(None);
-        };
-        self.describe_if_active(token, true).await
+        let details = self
+            .store()
+            .find_token_details(&Secret::new(value).hash(), false)
+            .await?;
+        Ok(details.and_then(|details| self.if_active(details, true)))
     }
 
-    /// `token` with its client and user, unless revoked, expired (when `check_expiry`: a
-    /// refresh token outlives its access token) or its user is inactive.
-    async fn describe_if_active(
-        &self,
-        token: Token,
-        check_expiry: bool,
-    ) -> ServerResult<Option<TokenInfo>> {
-        if token.revoked || (check_expiry && token.expires_at <= self.now()) {
-            return Ok(None);
-        }
-        let username = match token.user_id {
-            Some(user_id) => match self.store().user_by_id(user_id).await? {
-                Some(user) if user.is_active => Some(user.username),
-                _ => return Ok(None),
-            },
-            None => None,
-        };
-        let Some(client) = self.store().find_client_by_key(token.client_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(TokenInfo {
+    /// The token as a resource server sees it, unless revoked, expired (when
+    /// `check_expiry`: a refresh token outlives its access token) or its user is inactive.
+    fn if_active(&self, details: TokenDetails, check_expiry: bool) -> Option<TokenInfo> {
+        let token = details.token;
+        let usable = !token.revoked
+            && details.user_active
+            && !(check_expiry && token.expires_at <= self.now());
+        usable.then_some(TokenInfo {
             token,
-            client_id: client.identifier,
-            username,
-        }))
+            client_id: details.client_identifier,
+            username: details.username,
+        })
     }
 
     /// The token `value` names, as an access token or, failing that, a refresh token;
@@ -209,17 +197,12 @@ impl Oauthost {
         &self,
         value: &str,
         hint: Option<&str>,
-    ) -> ServerResult<Option<(Token, bool)>> {
+    ) -> ServerResult<Option<(TokenDetails, bool)>> {
         let hash = Secret::new(value).hash();
         let refresh_first = hint == Some("refresh_token");
-        for refresh in [refresh_first, !refresh_first] {
-            let found = if refresh {
-                self.store().find_token_by_refresh(&hash).await?
-            } else {
-                self.store().find_token(&hash).await?
-            };
-            if let Some(token) = found {
-                return Ok(Some((token, refresh)));
+        for by_refresh in [refresh_first, !refresh_first] {
+            if let Some(details) = self.store().find_token_details(&hash, by_refresh).await? {
+                return Ok(Some((details, by_refresh)));
             }
         }
         Ok(None)
@@ -236,9 +219,10 @@ impl Oauthost {
         let value = params.require("token")?;
         // An unknown hint is ignored: both kinds are searched anyway (RFC 7009 §2.1).
         let hint = params.get("token_type_hint")?;
-        let Some((token, was_refresh)) = self.find_any_token(value, hint).await? else {
+        let Some((details, was_refresh)) = self.find_any_token(value, hint).await? else {
             return Ok(());
         };
+        let token = details.token;
         if token.client_id != client.id {
             return Err(
                 OAuthError::unauthorized_client("The token was issued to another client").into(),
@@ -270,10 +254,10 @@ impl Oauthost {
         }
         let value = params.require("token")?;
         let hint = params.get("token_type_hint")?;
-        let Some((token, was_refresh)) = self.find_any_token(value, hint).await? else {
+        let Some((details, was_refresh)) = self.find_any_token(value, hint).await? else {
             return Ok(Introspection::inactive());
         };
-        let Some(info) = self.describe_if_active(token, !was_refresh).await? else {
+        let Some(info) = self.if_active(details, !was_refresh) else {
             return Ok(Introspection::inactive());
         };
         Ok(Introspection {

@@ -131,6 +131,14 @@ pub trait TokenStore: Send + Sync {
     /// Revokes every token issued for the authorization code `code_id` (after a code was
     /// replayed); returns how many were still active.
     async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64>;
+    /// The token whose access token (or, with `by_refresh`, refresh token) hashes to
+    /// `hash`, with its client's identifier and its user, in one query: what checking a
+    /// bearer token or answering an introspection needs.
+    async fn find_token_details(
+        &self,
+        hash: &SecretHash,
+        by_refresh: bool,
+    ) -> StoreResult<Option<TokenDetails>>;
     /// The token whose refresh token hashes to `refresh_hash`.
     async fn find_token_by_refresh(&self, refresh_hash: &SecretHash) -> StoreResult<Option<Token>>;
     /// Replaces the token `old_id` by `new`, atomically: the old token is marked rotated and

@@ -234,6 +234,19 @@ pub struct Token {
     pub refresh_rotated: bool,
 }
 
+/// A token with what checking it needs: its client's identifier and its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDetails {
+    /// The token.
+    pub token: Token,
+    /// The public identifier of its client.
+    pub client_identifier: String,
+    /// Its user's username, if it has a user.
+    pub username: Option<String>,
+    /// Whether its user is active (`true` for a token without a user).
+    pub user_active: bool,
+}
+
 impl Token {
     /// The token type; oauthost issues bearer tokens only (RFC 6750).
     pub const TOKEN_TYPE: &'static str = "bearer";

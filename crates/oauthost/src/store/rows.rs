@@ -8,7 +8,9 @@ use oauthost_core::secret::SecretHash;
 use time::OffsetDateTime;
 
 use super::{
-    model::{AuthorizationCode, Client, ClientSummary, Scope, SessionRecord, Token, User},
+    model::{
+        AuthorizationCode, Client, ClientSummary, Scope, SessionRecord, Token, TokenDetails, User,
+    },
     StoreError, StoreResult,
 };
 
@@ -252,6 +254,28 @@ impl TryFrom<TokenRow> for Token {
             revoked: row.revoked,
             refresh_family: row.refresh_family,
             refresh_rotated: row.refresh_rotated,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenDetailsRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    client_identifier: String,
+    username: Option<String>,
+    user_active: bool,
+}
+
+impl TryFrom<TokenDetailsRow> for TokenDetails {
+    type Error = StoreError;
+
+    fn try_from(row: TokenDetailsRow) -> StoreResult<Self> {
+        Ok(Self {
+            token: row.token.try_into()?,
+            client_identifier: row.client_identifier,
+            username: row.username,
+            user_active: row.user_active,
         })
     }
 }

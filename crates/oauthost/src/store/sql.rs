@@ -19,13 +19,13 @@ macro_rules! impl_store {
             use $crate::store::{
                 rows::{
                     client_columns, code_columns, duplicate_or, scope_columns, token_columns,
-                    user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow,
+                    user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow, TokenDetailsRow,
                     TokenRow, UserCredentialsRow, UserRow,
                 },
                 AuthorizationCode, Backend, Client, ClientStore, ClientSummary, CodeCheck, CodeExchange,
                 CodeStore, MigrationInfo, NewAuthorizationCode, NewClient, NewScope, NewToken,
                 NewUser, Scope, ScopeStore, SessionRecord, LoginThrottleStore, SessionStore, Store, StoreError,
-                StoreResult, Token, TokenStore, User, UserStore,
+                StoreResult, Token, TokenDetails, TokenStore, User, UserStore,
             };
 
             impl $store {
@@ -444,6 +444,38 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn find_token_details(
+                    &self,
+                    hash: &SecretHash,
+                    by_refresh: bool,
+                ) -> StoreResult<Option<TokenDetails>> {
+                    macro_rules! details_by {
+                        ($column:literal) => {
+                            concat!(
+                                "SELECT t.id, t.access_token_hash, t.refresh_token_hash, t.user_id, \
+                                 t.client_id, t.code_id, t.scopes, t.issued_at, t.expires_at, \
+                                 t.revoked, t.refresh_family, t.refresh_rotated, \
+                                 c.identifier AS client_identifier, u.username, \
+                                 COALESCE(u.is_active, TRUE) AS user_active \
+                                 FROM oauthost_tokens t \
+                                 JOIN oauthost_clients c ON c.id = t.client_id \
+                                 LEFT JOIN oauthost_users u ON u.id = t.user_id \
+                                 WHERE t.", $column, " = $1"
+                            )
+                        };
+                    }
+                    let query = if by_refresh {
+                        details_by!("refresh_token_hash")
+                    } else {
+                        details_by!("access_token_hash")
+                    };
+                    let row: Option<TokenDetailsRow> = sqlx::query_as(query)
+                        .bind(hash.as_bytes().as_slice())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map(TryInto::try_into).transpose()
                 }
 
                 async fn find_token_by_refresh(
