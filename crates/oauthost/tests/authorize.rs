@@ -272,6 +272,36 @@ async fn failed_logins_are_throttled_then_recover(db: &TestDatabase) {
     );
 }
 
+async fn one_address_guessing_many_usernames_is_throttled(db: &TestDatabase) {
+    let server = setup(db).await;
+    let browser = server.browser();
+    let html = browser
+        .get(server.url("/login/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf_token(&html).unwrap();
+    let attempt = |username: String, password: &'static str| {
+        let request = browser.post(server.url("/login/")).form(&[
+            ("username", username.as_str()),
+            ("password", password),
+            ("csrfmiddlewaretoken", token.as_str()),
+        ]);
+        async move { request.send().await.unwrap().status() }
+    };
+    for n in 0..20 {
+        assert_eq!(attempt(format!("guess{n}"), "x").await, StatusCode::OK);
+    }
+    assert_eq!(
+        attempt("alice".into(), "pw").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is locked, whatever the username"
+    );
+}
+
 async fn approval_redirects_with_an_encoded_code_and_state(db: &TestDatabase) {
     let server = setup(db).await;
     flows::client(
@@ -670,6 +700,7 @@ backend_tests!(
     auth_sends_anonymous_users_to_login_and_back,
     login_refuses_forged_posts_and_foreign_next,
     failed_logins_are_throttled_then_recover,
+    one_address_guessing_many_usernames_is_throttled,
     approval_redirects_with_an_encoded_code_and_state,
     a_decision_is_used_once_and_bound_to_its_request,
     requests_without_a_trusted_redirect_uri_get_an_error_page,
