@@ -691,7 +691,100 @@ async fn login_failures_lock_then_recover(db: &TestDatabase) {
     assert_eq!(fail(1001).await, 1);
 }
 
+async fn purge_deletes_only_what_is_dead(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    // Codes: one expired at 610, one alive.
+    store
+        .insert_code(new_code(alice, client, &Secret::generate()))
+        .await
+        .unwrap();
+    let mut alive = new_code(alice, client, &Secret::generate());
+    alive.expires_at = at(5000);
+    store.insert_code(alive).await.unwrap();
+    // Tokens expiring at 3620: plain (dead), with a live refresh token (kept), revoked with
+    // a refresh token (dead).
+    let plain = store.insert_token(token_for(client)).await.unwrap();
+    let (live, _) = refreshable(alice, client, "live");
+    let live = store.insert_token(live).await.unwrap();
+    let (revoked, _) = refreshable(alice, client, "gone");
+    let revoked = store.insert_token(revoked).await.unwrap();
+    store.revoke_token(revoked.id).await.unwrap();
+    store
+        .save_session(&SessionRecord {
+            id_hash: SecretHash::of("old"),
+            data: vec![],
+            expires_at: at(100),
+        })
+        .await
+        .unwrap();
+    store
+        .save_session(&SessionRecord {
+            id_hash: SecretHash::of("new"),
+            data: vec![],
+            expires_at: at(9000),
+        })
+        .await
+        .unwrap();
+    store
+        .record_login_failure("user:x", at(0), at(-1), 5, at(300))
+        .await
+        .unwrap();
+
+    // Within the retention time, no token goes.
+    let early = store
+        .purge(at(4000), at(3000), at(1000), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            early.codes,
+            early.tokens,
+            early.sessions,
+            early.login_failures
+        ),
+        (1, 0, 1, 1)
+    );
+    let late = store
+        .purge(at(4000), at(4000), at(1000), 100)
+        .await
+        .unwrap();
+    assert_eq!(late.tokens, 2, "the plain and the revoked token");
+    assert!(store
+        .find_token(&plain.access_token_hash)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_token(&revoked.access_token_hash)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store
+            .find_token(&live.access_token_hash)
+            .await
+            .unwrap()
+            .is_some(),
+        "its refresh token still works"
+    );
+    assert!(store
+        .load_session(&SecretHash::of("new"), at(4000))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .purge(at(4000), at(4000), at(1000), 100)
+            .await
+            .unwrap()
+            .total(),
+        0
+    );
+}
+
 backend_tests!(
+    purge_deletes_only_what_is_dead,
     refresh_rotation_is_atomic_and_families_revoke_together,
     login_failures_lock_then_recover,
     migrations_apply_once,

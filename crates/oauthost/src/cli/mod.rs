@@ -12,7 +12,7 @@
 //!   serve [--bind ADDR] [--no-migrate] [--tls-cert FILE --tls-key FILE]
 //!         [--trust-forwarded-proto] [--issuer URL] [--mount-path PATH]
 //!         [--no-implicit-grant] [--no-password-grant] [--no-pkce-plain]
-//!         [--no-query-tokens] [--template NAME=FILE]...
+//!         [--no-query-tokens] [--purge-every SECS] [--template NAME=FILE]...
 //!   user create USERNAME (--password P | --password-stdin) [--staff]
 //!   user list
 //!   scope add IDENTIFIER [--title T] [--disabled]
@@ -22,6 +22,7 @@
 //!                   [--no-register-unknown-scopes] [--no-fragment] [--description D]
 //!                   [--link URL] [--grant-type G]...
 //!   client list
+//!   purge [--batch-size N]
 //!   syncscopes APP...
 //! ```
 
@@ -83,6 +84,9 @@ pub enum CliError {
     /// The application failed.
     #[error("{0}")]
     App(AppError),
+    /// The server's logic failed.
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
     /// `syncscopes` was given an app this binary does not contain.
     #[error("unknown app {name:?}: it is not part of this binary (apps here: {known})")]
     UnknownApp {
@@ -146,6 +150,13 @@ pub enum Command {
     /// Manage clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Delete expired and revoked codes and tokens, expired sessions and old login
+    /// counters, in batches.
+    Purge {
+        /// Rows of each kind deleted per statement.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: u32,
+    },
     /// Create the scopes of the `#[oauth_required]` handlers of the named apps.
     Syncscopes {
         /// Apps (crates) linked into this binary, e.g. polls.
@@ -308,6 +319,21 @@ pub async fn run_app_command(
             {
                 writeln!(io::stdout(), "{line}")?;
             }
+            Ok(())
+        }
+        Command::Purge { batch_size } => {
+            let server = Oauthost::new(connect(global).await?);
+            let report = server
+                .purge(batch_size.max(1), std::time::Duration::from_millis(10))
+                .await?;
+            writeln!(
+                io::stdout(),
+                "Purged {} codes, {} tokens, {} sessions and {} login counters.",
+                report.codes,
+                report.tokens,
+                report.sessions,
+                report.login_failures
+            )?;
             Ok(())
         }
         Command::Syncscopes { apps } => {

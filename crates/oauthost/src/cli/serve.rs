@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Refuse access tokens in the query string (Authorization header and form body only).
     #[arg(long)]
     pub no_query_tokens: bool,
+    /// Purge dead codes, tokens and sessions every this many seconds, in the background
+    /// (0, the default: never; run `purge` from cron instead).
+    #[arg(long, default_value_t = 0)]
+    pub purge_every: u64,
     /// Replace a page template: NAME=FILE, NAME one of login, logout, authorize,
     /// authorize_error, authorize_proceed, forbidden, restricted (also
     /// `OAUTHOST_TEMPLATE_<NAME>=FILE`).

@@ -9,6 +9,7 @@ mod authorize;
 mod client_auth;
 mod grants;
 mod login;
+mod maintenance;
 mod tokens;
 
 use std::{sync::Arc, time::Duration};
@@ -16,6 +17,7 @@ use std::{sync::Arc, time::Duration};
 pub use authorize::{AuthorizationRequest, AuthorizeError, ClientRedirect, ResponseType};
 pub use client_auth::ClientCredentials;
 pub use login::LoginOutcome;
+pub use maintenance::TOKEN_RETENTION;
 use oauthost_core::{clock::Clock, error::OAuthError};
 pub use tokens::{Introspection, IssuedToken, TokenInfo};
 

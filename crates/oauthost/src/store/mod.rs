@@ -190,6 +190,25 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, id_hash: &SecretHash) -> StoreResult<()>;
 }
 
+/// Deleting what can no longer be used, so that tables do not grow without bound.
+#[async_trait]
+pub trait PurgeStore: Send + Sync {
+    /// Deletes at most `batch` rows of each kind that are dead at `now`: codes expired
+    /// before `now`; sessions expired; login-failure counters whose window began before
+    /// `window_start` and whose lock is over; and tokens whose access token expired before
+    /// `retain_until` and that have no usable refresh token (none, or revoked or rotated).
+    /// Tokens are kept until `retain_until` so that a replayed refresh token or code is
+    /// still recognised, and its family revoked, for that long. Call again while it
+    /// deletes a full batch.
+    async fn purge(
+        &self,
+        now: OffsetDateTime,
+        retain_until: OffsetDateTime,
+        window_start: OffsetDateTime,
+        batch: u32,
+    ) -> StoreResult<PurgeReport>;
+}
+
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -218,6 +237,7 @@ pub trait Store:
     + TokenStore
     + SessionStore
     + LoginThrottleStore
+    + PurgeStore
     + fmt::Debug
 {
     /// The database this store runs on.

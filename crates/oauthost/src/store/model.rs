@@ -294,3 +294,24 @@ pub struct MigrationInfo {
     /// What it does.
     pub description: String,
 }
+
+/// How many rows a purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Expired authorization codes.
+    pub codes: u64,
+    /// Tokens that can no longer be used: expired access tokens without a live refresh
+    /// token, past the retention time.
+    pub tokens: u64,
+    /// Expired sessions.
+    pub sessions: u64,
+    /// Login-failure counters whose window and lock are over.
+    pub login_failures: u64,
+}
+
+impl PurgeReport {
+    /// The rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.codes + self.tokens + self.sessions + self.login_failures
+    }
+}

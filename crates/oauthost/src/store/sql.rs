@@ -24,7 +24,7 @@ macro_rules! impl_store {
                 },
                 AuthorizationCode, Backend, Client, ClientStore, ClientSummary, CodeCheck, CodeExchange,
                 CodeStore, MigrationInfo, NewAuthorizationCode, NewClient, NewScope, NewToken,
-                NewUser, Scope, ScopeStore, SessionRecord, LoginThrottleStore, SessionStore, Store, StoreError,
+                NewUser, PurgeReport, PurgeStore, Scope, ScopeStore, SessionRecord, LoginThrottleStore, SessionStore, Store, StoreError,
                 StoreResult, Token, TokenDetails, TokenStore, User, UserStore,
             };
 
@@ -630,6 +630,61 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await?;
                     Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl PurgeStore for $store {
+                async fn purge(
+                    &self,
+                    now: OffsetDateTime,
+                    retain_until: OffsetDateTime,
+                    window_start: OffsetDateTime,
+                    batch: u32,
+                ) -> StoreResult<PurgeReport> {
+                    let batch = i64::from(batch);
+                    // Each statement deletes one bounded batch through the primary key, so
+                    // no long lock is held while requests go on.
+                    let codes = sqlx::query(
+                        "DELETE FROM oauthost_authorization_codes WHERE id IN \
+                         (SELECT id FROM oauthost_authorization_codes WHERE expires_at < $1 LIMIT $2)",
+                    )
+                    .bind(now.unix_timestamp())
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    let tokens = sqlx::query(
+                        "DELETE FROM oauthost_tokens WHERE id IN \
+                         (SELECT id FROM oauthost_tokens WHERE expires_at < $1 \
+                          AND (refresh_token_hash IS NULL OR revoked = TRUE) LIMIT $2)",
+                    )
+                    .bind(retain_until.unix_timestamp())
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    let sessions = sqlx::query(
+                        "DELETE FROM oauthost_sessions WHERE id_hash IN \
+                         (SELECT id_hash FROM oauthost_sessions WHERE expires_at < $1 LIMIT $2)",
+                    )
+                    .bind(now.unix_timestamp())
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    let login_failures = sqlx::query(
+                        "DELETE FROM oauthost_login_failures WHERE key IN \
+                         (SELECT key FROM oauthost_login_failures \
+                          WHERE window_start < $1 AND locked_until < $2 LIMIT $3)",
+                    )
+                    .bind(window_start.unix_timestamp())
+                    .bind(now.unix_timestamp())
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(PurgeReport { codes, tokens, sessions, login_failures })
                 }
             }
 
