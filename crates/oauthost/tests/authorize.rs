@@ -221,7 +221,11 @@ async fn login_refuses_forged_posts_and_foreign_next(db: &TestDatabase) {
         .send()
         .await
         .unwrap();
-    assert_eq!(location(&response), "/", "no open redirect");
+    assert_eq!(
+        location(&response),
+        "/login/",
+        "no open redirect: back to the login page"
+    );
 }
 
 async fn failed_logins_are_throttled_then_recover(db: &TestDatabase) {

@@ -74,7 +74,8 @@ async fn migrate_says_what_it_applied_and_is_idempotent(db: &TestDatabase) {
     assert_eq!(
         ok(db, &["migrate"]),
         "No migrations to apply: the database schema is up to date.\n"
-    );    assert_eq!(
+    );
+    assert_eq!(
         ok(db, &["purge", "--batch-size", "10"]),
         "Purged 0 codes, 0 tokens, 0 sessions and 0 login counters.\n"
     );

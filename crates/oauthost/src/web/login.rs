@@ -68,7 +68,7 @@ pub(crate) async fn show(
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = forms::query(query.as_deref()).unwrap_or_default();
-    let next = safe_next(params.get("next").ok().flatten(), "/");
+    let next = safe_next(params.get("next").ok().flatten(), &state.path("/login/"));
     let response = login_page(
         &state,
         &mut session,
@@ -140,7 +140,7 @@ async fn log_in(
     let server = &state.server;
     let username = params.get("username")?.unwrap_or_default();
     let password = params.get("password")?.unwrap_or_default();
-    let next = safe_next(params.get("next")?, "/");
+    let next = safe_next(params.get("next")?, &state.path("/login/"));
     match server
         .log_in(username, password, connection.client_addr)
         .await?
