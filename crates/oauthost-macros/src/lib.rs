@@ -4,7 +4,8 @@ use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote};
 use syn::{
-    parse::Parser, punctuated::Punctuated, spanned::Spanned, FnArg, ItemFn, LitStr, Meta, Token,
+    ext::IdentExt, parse::Parser, punctuated::Punctuated, spanned::Spanned, FnArg, ItemFn, LitStr,
+    Meta, Token,
 };
 
 /// Protects an axum handler with an OAuth 2.0 scope.
@@ -101,6 +102,12 @@ fn parse_args(attr: TokenStream2) -> syn::Result<Args> {
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let args = parse_args(attr)?;
     let mut function: ItemFn = syn::parse2(item)?;
+    if let Some(receiver) = function.sig.receiver() {
+        return Err(syn::Error::new(
+            receiver.span(),
+            "#[oauth_required] protects free `async fn` handlers, not methods",
+        ));
+    }
     if function.sig.asyncness.is_none() {
         return Err(syn::Error::new(
             function.sig.fn_token.span(),
@@ -108,14 +115,25 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         ));
     }
     let name = &function.sig.ident;
-    let handler = name.to_string();
+    let handler = name.unraw().to_string();
     let app = match &args.app {
         Some(app) => quote!(#app),
         None => quote!(::core::env!("CARGO_CRATE_NAME")),
     };
     let scope = match (&args.scope, args.scope_auto) {
         (Some(scope), _) => Some(quote!(#scope)),
-        (None, Some(_)) => Some(quote!(::core::concat!(#app, ":", #handler))),
+        (None, Some(span)) => {
+            // The scope `scope_auto` derives must be a valid identifier too: check it now,
+            // with the crate's name as rustc is given it.
+            let app_name = match &args.app {
+                Some(app) => app.value(),
+                None => std::env::var("CARGO_CRATE_NAME").unwrap_or_default(),
+            };
+            let derived = LitStr::new(&format!("{app_name}:{handler}"), span);
+            check_identifier(&derived, "derived scope")
+                .map_err(|e| syn::Error::new(name.span(), e.to_string()))?;
+            Some(quote!(::core::concat!(#app, ":", #handler)))
+        }
         (None, None) => None,
     };
     let vis = &function.vis;

@@ -132,6 +132,18 @@ async fn handlers_see_the_token_and_require_their_scope(db: &TestDatabase) {
         whoami,
         json!({ "user": "alice", "client": "app", "scopes": "other:thing" })
     );
+    let own_params = server.url(&format!("/whoami?q={}&r=%FF", "x".repeat(5000)));
+    let response = reqwest::Client::new()
+        .get(own_params)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the app's own parameters are not oauthost's business"
+    );
     assert_eq!(
         reqwest::get(server.url("/whoami")).await.unwrap().status(),
         StatusCode::UNAUTHORIZED

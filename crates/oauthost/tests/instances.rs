@@ -19,7 +19,11 @@ fn cli(db: &TestDatabase, args: &[&str]) -> String {
         .env_remove("OAUTHOST_DEBUG")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -34,11 +38,35 @@ async fn three_instances_share_sessions_codes_and_revocations() {
     cli(
         &db,
         &[
-            "client", "register", "--title", "App", "--id", "app", "--owner", "alice",
-            "--redirect-uri", "https://app.example/cb", "--confidential", "--secret", "s3cret",
+            "client",
+            "register",
+            "--title",
+            "App",
+            "--id",
+            "app",
+            "--owner",
+            "alice",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--confidential",
+            "--secret",
+            "s3cret",
         ],
     );
-    let start = || ServerProcess::start(BIN, &["--database-url", db.url(), "--debug", "serve", "--bind", "127.0.0.1:0"], &[]);
+    let start = || {
+        ServerProcess::start(
+            BIN,
+            &[
+                "--database-url",
+                db.url(),
+                "--debug",
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+            ],
+            &[],
+        )
+    };
     let (a, b, c) = (start(), start(), start());
     // Cookies are not scoped by port: the browser's session travels to every instance, as it
     // would behind one load balancer.
@@ -49,10 +77,21 @@ async fn three_instances_share_sessions_codes_and_revocations() {
         .unwrap();
 
     // Log in on the first.
-    let page = browser.get(format!("{}/login/", a.base_url())).send().await.unwrap().text().await.unwrap();
+    let page = browser
+        .get(format!("{}/login/", a.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let login = browser
         .post(format!("{}/login/", a.base_url()))
-        .form(&[("username", "alice"), ("password", "pw"), ("csrfmiddlewaretoken", &csrf_token(&page).unwrap())])
+        .form(&[
+            ("username", "alice"),
+            ("password", "pw"),
+            ("csrfmiddlewaretoken", &csrf_token(&page).unwrap()),
+        ])
         .send()
         .await
         .unwrap();
@@ -60,11 +99,18 @@ async fn three_instances_share_sessions_codes_and_revocations() {
 
     // Consent on the second.
     let consent = browser
-        .get(format!("{}/auth/?client_id=app&response_type=code&scope=polls%3Aindex", b.base_url()))
+        .get(format!(
+            "{}/auth/?client_id=app&response_type=code&scope=polls%3Aindex",
+            b.base_url()
+        ))
         .send()
         .await
         .unwrap();
-    assert_eq!(consent.status(), StatusCode::OK, "the session made on the first instance");
+    assert_eq!(
+        consent.status(),
+        StatusCode::OK,
+        "the session made on the first instance"
+    );
     let page = consent.text().await.unwrap();
     let approved = browser
         .post(format!("{}/auth/", b.base_url()))
@@ -109,7 +155,10 @@ async fn three_instances_share_sessions_codes_and_revocations() {
             body["active"].as_bool().unwrap()
         }
     };
-    assert!(introspect(a.base_url()).await, "the token, checked on the first");
+    assert!(
+        introspect(a.base_url()).await,
+        "the token, checked on the first"
+    );
 
     // Revoke on the second; refused on the third at once.
     let revoked = http
@@ -120,11 +169,17 @@ async fn three_instances_share_sessions_codes_and_revocations() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
-    assert!(!introspect(c.base_url()).await, "revoked everywhere at once");
+    assert!(
+        !introspect(c.base_url()).await,
+        "revoked everywhere at once"
+    );
 
     // Fifty concurrent redemptions of one code spread over the three give one token.
     let page = browser
-        .get(format!("{}/auth/?client_id=app&response_type=code&scope=polls%3Aindex", a.base_url()))
+        .get(format!(
+            "{}/auth/?client_id=app&response_type=code&scope=polls%3Aindex",
+            a.base_url()
+        ))
         .send()
         .await
         .unwrap()
@@ -150,7 +205,10 @@ async fn three_instances_share_sessions_codes_and_revocations() {
             tokio::spawn(async move {
                 http.post(format!("{base}/token/"))
                     .basic_auth("app", Some("s3cret"))
-                    .form(&[("grant_type", "authorization_code"), ("code", code.as_str())])
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                    ])
                     .send()
                     .await
                     .unwrap()

@@ -541,28 +541,32 @@ pub async fn syncscopes(store: &DynStore, apps: &[String]) -> Result<Vec<String>
             },
         });
     }
-    let mut report = Vec::new();
+    // Every identifier is checked before anything is written.
+    let mut plan: Vec<(&String, Vec<oauthost_core::scope::ScopeId>)> = Vec::new();
     for app in apps {
-        let mut scopes: Vec<&str> = crate::web::bearer::protected_handlers()
+        let mut scopes = crate::web::bearer::protected_handlers()
             .filter(|handler| handler.app == app)
             .filter_map(|handler| handler.scope)
-            .collect();
+            .map(|scope| scope.parse().map_err(ToolboxError::from))
+            .collect::<Result<Vec<oauthost_core::scope::ScopeId>, _>>()?;
         scopes.sort_unstable();
         scopes.dedup();
+        plan.push((app, scopes));
+    }
+    let mut report = Vec::new();
+    for (app, scopes) in plan {
         if scopes.is_empty() {
             report.push(format!(
                 "App {app:?} has no protected handlers with a scope."
             ));
             continue;
         }
-        for identifier in scopes {
-            let scope_id: oauthost_core::scope::ScopeId =
-                identifier.parse().map_err(ToolboxError::from)?;
+        for scope_id in scopes {
             if store.find_scope(&scope_id).await?.is_some() {
-                report.push(format!("Scope {identifier} exists; skipped."));
+                report.push(format!("Scope {scope_id} exists; skipped."));
                 continue;
             }
-            let scope = toolbox::add_scope(&**store, identifier, None, true).await?;
+            let scope = toolbox::add_scope(&**store, scope_id.as_str(), None, true).await?;
             report.push(format!(
                 "Created scope {} ({:?}).",
                 scope.identifier, scope.title

@@ -11,9 +11,14 @@
 //!   through `FromRef`.
 //! - [`RequireScope`] also checks a scope, named by a type implementing [`RequiredScope`];
 //!   the `#[oauth_required]` attribute writes that type for you.
-//! - [`BearerLayer`] protects a whole router (or nest) by one scope, and is also what lets
-//!   the extractors see tokens sent in a form body: add
-//!   `.layer(BearerLayer::form_tokens())` to routes that take them.
+//! - [`BearerLayer`] protects a whole router (or nest) by one scope (use it with
+//!   `route_layer`), and is also what lets the extractors see tokens sent in a form body:
+//!   add `.layer(BearerLayer::form_tokens())` to routes that take them. Without it, the
+//!   extractors never read the body, so they neither find a token there nor notice one sent
+//!   there as well as in the header.
+//!
+//! `scope_auto` names the scope after the app and the function's name alone: two handlers
+//! called alike in different modules of one app share their scope.
 //!
 //! Refusals: no token, 401 with `WWW-Authenticate: Bearer realm="..."` and no error code;
 //! an unknown, expired or revoked token, or one whose user is inactive, 401 `invalid_token`;
@@ -38,18 +43,18 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use minijinja::context;
-use oauthost_core::{params::Params, scope::ScopeList};
+use oauthost_core::scope::ScopeList;
 use serde_json::json;
 use tower::{Layer, Service};
 
-use super::{forms, security::add_page_headers};
+use super::security::add_page_headers;
 use crate::{
     server::{Oauthost, ServerError, TokenInfo},
     store::Token,
 };
 
-/// The largest form body searched for an `access_token`.
-const MAX_FORM_BYTES: usize = 64 * 1024;
+/// The largest form body searched for an `access_token`: axum's own default body limit.
+const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 
 /// A request carrying a valid access token: the token, its user and its client.
 #[derive(Debug, Clone)]
@@ -223,15 +228,16 @@ impl IntoResponse for BearerRejection {
             BearerError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let (code, description) = self.describe();
-        let mut challenge = format!("Bearer realm=\"{}\"", self.realm);
-        if let Some(code) = code {
+        let mut challenge = format!("Bearer realm=\"{}\"", quotable(&self.realm));
+        // RFC 6750 §3 has no code for a server failure: the challenge then names none.
+        if let Some(code) = code.filter(|_| !matches!(self.error, BearerError::Internal)) {
             challenge.push_str(&format!(
                 ", error=\"{code}\", error_description=\"{}\"",
-                description.replace(['"', '\\'], "'")
+                quotable(&description)
             ));
         }
         if let BearerError::InsufficientScope(scope) = &self.error {
-            challenge.push_str(&format!(", scope=\"{scope}\""));
+            challenge.push_str(&format!(", scope=\"{}\"", quotable(scope)));
         }
         let mut response = match self.html {
             Some(html) => {
@@ -256,6 +262,18 @@ impl IntoResponse for BearerRejection {
     }
 }
 
+/// `text` as RFC 6750 §3 allows it inside a quoted attribute: printable ASCII without `"`
+/// or `\`.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
 /// The token of a form body, found by a [`BearerLayer`].
 #[derive(Debug, Clone)]
 struct FormToken(Result<Option<String>, String>);
@@ -273,7 +291,8 @@ fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
     let value = value
         .to_str()
         .map_err(|_| BearerError::Malformed("Malformed Authorization header".into()))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let value = value.trim();
+    let (scheme, token) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
@@ -286,16 +305,28 @@ fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
     Ok(Some(token.to_owned()))
 }
 
+/// The `access_token` of form-encoded `input`, looking at no other parameter (the
+/// application's own parameters are none of oauthost's business).
+fn access_token_in(input: &[u8]) -> Result<Option<String>, BearerError> {
+    let mut tokens = url::form_urlencoded::parse(input)
+        .filter(|(name, _)| name == "access_token")
+        .map(|(_, value)| value.into_owned());
+    let token = tokens.next();
+    if tokens.next().is_some() {
+        return Err(BearerError::Malformed(
+            "Parameter 'access_token' must not be repeated".into(),
+        ));
+    }
+    Ok(token.filter(|token| !token.is_empty()))
+}
+
 fn query_token(server: &Oauthost, query: Option<&str>) -> Result<Option<String>, BearerError> {
-    let params = forms::query(query).map_err(|e| BearerError::Malformed(e.description))?;
-    let token = params
-        .get("access_token")
-        .map_err(|e| BearerError::Malformed(e.description))?;
+    let token = access_token_in(query.unwrap_or_default().as_bytes())?;
     match token {
         Some(_) if !server.settings().query_tokens => Err(BearerError::Malformed(
             "This server does not accept access tokens in the query string".into(),
         )),
-        token => Ok(token.map(str::to_owned)),
+        token => Ok(token),
     }
 }
 
@@ -420,9 +451,10 @@ impl Oauthost {
     /// use oauthost::server::Oauthost;
     ///
     /// let oauthost = Oauthost::new(oauthost::store::connect("sqlite::memory:").await?);
+    /// // `route_layer`, so that unknown paths still answer 404, not 401.
     /// let api: axum::Router = axum::Router::new()
     ///     .route("/stats", axum::routing::get(|| async { "42" }))
-    ///     .layer(oauthost.protect("polls:stats"));
+    ///     .route_layer(oauthost.protect("polls:stats"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -492,9 +524,10 @@ async fn read_form_token(request: Request) -> Result<Request, Response> {
         })))
             .into_response()
         })?;
-    let token = Params::parse(&bytes)
-        .and_then(|params| params.get("access_token").map(|t| t.map(str::to_owned)))
-        .map_err(|e| e.description);
+    let token = access_token_in(&bytes).map_err(|error| match error {
+        BearerError::Malformed(message) => message,
+        other => format!("{other:?}"),
+    });
     parts.extensions.insert(FormToken(token));
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
