@@ -47,7 +47,7 @@ use oauthost_core::scope::ScopeList;
 use serde_json::json;
 use tower::{Layer, Service};
 
-use super::security::add_page_headers;
+use super::{forms::is_form, security::add_page_headers};
 use crate::{
     server::{Oauthost, ServerError, TokenInfo},
     store::Token,
@@ -494,17 +494,6 @@ impl<S> Layer<S> for BearerLayer {
 pub struct BearerService<S> {
     inner: S,
     mode: Mode,
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 /// Reads a form body's `access_token`, putting the body back for the handler. Only for

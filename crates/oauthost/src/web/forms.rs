@@ -30,21 +30,25 @@ pub(crate) fn form_body(
     if body.is_empty() {
         return Ok(Params::default());
     }
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form {
+    if !is_form(headers) {
         return Err((
             StatusCode::BAD_REQUEST,
             OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded"),
         ));
     }
     Params::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, e))
+}
+
+/// Whether the request says its body is `application/x-www-form-urlencoded`.
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// The parameters of a query string.
