@@ -27,6 +27,35 @@ fn cli(db: &TestDatabase, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Asks `base` for a code for `app`, approves it, and returns the code.
+async fn approved_code(browser: &reqwest::Client, base: &str) -> String {
+    let consent = browser
+        .get(format!(
+            "{base}/auth/?client_id=app&response_type=code&scope=polls%3Aindex"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        consent.status(),
+        StatusCode::OK,
+        "the consent page, for the shared session"
+    );
+    let page = consent.text().await.unwrap();
+    let approved = browser
+        .post(format!("{base}/auth/"))
+        .form(&[
+            ("csrfmiddlewaretoken", csrf_token(&page).unwrap()),
+            ("request_id", hidden_field(&page, "request_id").unwrap()),
+            ("auth_decision", "is_made".into()),
+            ("confirmed", "yes".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    flows::query_param(&flows::location(&approved), "code").unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_sessions_codes_and_revocations() {
     let Some(db) = TestDatabase::postgres().await else {
@@ -98,32 +127,7 @@ async fn three_instances_share_sessions_codes_and_revocations() {
     assert_eq!(login.status(), StatusCode::FOUND);
 
     // Consent on the second.
-    let consent = browser
-        .get(format!(
-            "{}/auth/?client_id=app&response_type=code&scope=polls%3Aindex",
-            b.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        consent.status(),
-        StatusCode::OK,
-        "the session made on the first instance"
-    );
-    let page = consent.text().await.unwrap();
-    let approved = browser
-        .post(format!("{}/auth/", b.base_url()))
-        .form(&[
-            ("csrfmiddlewaretoken", csrf_token(&page).unwrap()),
-            ("request_id", hidden_field(&page, "request_id").unwrap()),
-            ("auth_decision", "is_made".into()),
-            ("confirmed", "yes".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let code = flows::query_param(&flows::location(&approved), "code").unwrap();
+    let code = approved_code(&browser, &b.base_url()).await;
 
     // Exchange the code on the third.
     let http = reqwest::Client::new();
@@ -175,29 +179,7 @@ async fn three_instances_share_sessions_codes_and_revocations() {
     );
 
     // Fifty concurrent redemptions of one code spread over the three give one token.
-    let page = browser
-        .get(format!(
-            "{}/auth/?client_id=app&response_type=code&scope=polls%3Aindex",
-            a.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let approved = browser
-        .post(format!("{}/auth/", a.base_url()))
-        .form(&[
-            ("csrfmiddlewaretoken", csrf_token(&page).unwrap()),
-            ("request_id", hidden_field(&page, "request_id").unwrap()),
-            ("auth_decision", "is_made".into()),
-            ("confirmed", "yes".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let code = flows::query_param(&flows::location(&approved), "code").unwrap();
+    let code = approved_code(&browser, &a.base_url()).await;
     let bases = [a.base_url(), b.base_url(), c.base_url()];
     let attempts: Vec<_> = (0..50)
         .map(|n| {
