@@ -405,8 +405,8 @@ pub mod flows {
             .expect("register a client")
     }
 
-    /// Logs `browser` in through the login form and checks the redirect to `next`.
-    pub async fn log_in(browser: &Client, server: &TestServer, username: &str, password: &str) {
+    /// Opens the login page in `browser` and returns its form's CSRF token.
+    pub async fn login_csrf_token(browser: &Client, server: &TestServer) -> String {
         let page = browser
             .get(server.url("/login/"))
             .send()
@@ -415,7 +415,12 @@ pub mod flows {
             .text()
             .await
             .unwrap();
-        let token = csrf_token(&page).expect("the login form has a CSRF token");
+        csrf_token(&page).expect("the login form has a CSRF token")
+    }
+
+    /// Logs `browser` in through the login form and checks the redirect to `next`.
+    pub async fn log_in(browser: &Client, server: &TestServer, username: &str, password: &str) {
+        let token = login_csrf_token(browser, server).await;
         let response = browser
             .post(server.url("/login/"))
             .form(&[

@@ -166,15 +166,7 @@ async fn auth_sends_anonymous_users_to_login_and_back(db: &TestDatabase) {
 async fn login_refuses_forged_posts_and_foreign_next(db: &TestDatabase) {
     let server = setup(db).await;
     let browser = server.browser();
-    let html = browser
-        .get(server.url("/login/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_token(&html).unwrap();
+    let token = flows::login_csrf_token(&browser, &server).await;
     let forged = browser
         .post(server.url("/login/"))
         .form(&[
@@ -231,15 +223,7 @@ async fn login_refuses_forged_posts_and_foreign_next(db: &TestDatabase) {
 async fn failed_logins_are_throttled_then_recover(db: &TestDatabase) {
     let server = setup(db).await;
     let browser = server.browser();
-    let html = browser
-        .get(server.url("/login/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_token(&html).unwrap();
+    let token = flows::login_csrf_token(&browser, &server).await;
     let attempt = |password: &'static str| {
         let request = browser.post(server.url("/login/")).form(&[
             ("username", "alice"),
@@ -279,15 +263,7 @@ async fn failed_logins_are_throttled_then_recover(db: &TestDatabase) {
 async fn one_address_guessing_many_usernames_is_throttled(db: &TestDatabase) {
     let server = setup(db).await;
     let browser = server.browser();
-    let html = browser
-        .get(server.url("/login/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_token(&html).unwrap();
+    let token = flows::login_csrf_token(&browser, &server).await;
     let attempt = |username: String, password: &'static str| {
         let request = browser.post(server.url("/login/")).form(&[
             ("username", username.as_str()),

@@ -71,6 +71,23 @@ async fn introspect(server: &TestServer, value: &str) -> Value {
     body
 }
 
+/// A token for alice through the password grant, as `app`: the JSON answer.
+async fn alice_token(server: &TestServer, scope: &str) -> Value {
+    let (status, body) = token(
+        server,
+        APP,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "pw"),
+            ("scope", scope),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
 fn assert_error(result: &(StatusCode, Value), status: StatusCode, error: &str, description: &str) {
     let (got_status, body) = result;
     assert_eq!(*got_status, status, "{body}");
@@ -694,18 +711,7 @@ async fn concurrent_exchanges_issue_exactly_one_token(db: &TestDatabase) {
     }
     assert_eq!(successes, 1, "one code, one token");
 
-    let first = token(
-        &server,
-        APP,
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "pw"),
-            ("scope", "polls:index"),
-        ],
-    )
-    .await
-    .1;
+    let first = alice_token(&server, "polls:index").await;
     let refresh = first["refresh_token"].as_str().unwrap().to_owned();
     let attempts: Vec<_> = (0..20)
         .map(|_| {
@@ -784,18 +790,7 @@ async fn malformed_bodies_get_json_errors(db: &TestDatabase) {
 
 async fn revocation_takes_effect_at_once(db: &TestDatabase) {
     let server = setup(db).await;
-    let issued = token(
-        &server,
-        APP,
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "pw"),
-            ("scope", "polls:index"),
-        ],
-    )
-    .await
-    .1;
+    let issued = alice_token(&server, "polls:index").await;
     let access = issued["access_token"].as_str().unwrap();
     assert_eq!(introspect(&server, access).await["active"], true);
     let (status, body) = post_json(&server, "/revoke/", APP, &[("token", access)]).await;
@@ -809,18 +804,7 @@ async fn revocation_takes_effect_at_once(db: &TestDatabase) {
         .is_none());
 
     // Revoking a refresh token ends its family.
-    let issued = token(
-        &server,
-        APP,
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "pw"),
-            ("scope", "polls:index"),
-        ],
-    )
-    .await
-    .1;
+    let issued = alice_token(&server, "polls:index").await;
     let refresh = issued["refresh_token"].as_str().unwrap();
     let (status, _) = post_json(
         &server,
