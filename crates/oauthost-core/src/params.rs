@@ -82,6 +82,23 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("Parameter '{name}' is required")))
     }
 
+    /// Every non-empty value of `name`, in order: for fields that may repeat, such as a
+    /// multiple select or a column of checkboxes.
+    ///
+    /// ```
+    /// use oauthost_core::params::Params;
+    ///
+    /// let params = Params::parse(b"id=1&id=&id=3")?;
+    /// assert_eq!(params.all("id").collect::<Vec<_>>(), ["1", "3"]);
+    /// # Ok::<(), oauthost_core::error::OAuthError>(())
+    /// ```
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether `name` was sent at all (even empty).
     pub fn contains(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)

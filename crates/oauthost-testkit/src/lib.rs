@@ -322,7 +322,10 @@ impl TestServer {
             .clock(clock.clone())
             .templates(templates)
             .build();
-        let app = server.router().merge(routes(server.clone()).await);
+        let app = server
+            .router()
+            .merge(server.admin_router())
+            .merge(routes(server.clone()).await);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");

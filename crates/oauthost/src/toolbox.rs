@@ -72,7 +72,7 @@ pub enum ToolboxError {
     Task(#[from] tokio::task::JoinError),
 }
 
-fn check_username(username: &str) -> Result<(), ToolboxError> {
+pub(crate) fn check_username(username: &str) -> Result<(), ToolboxError> {
     let valid = !username.is_empty()
         && username.chars().count() <= MAX_NAME_LEN
         && username
@@ -96,6 +96,18 @@ pub async fn create_user(
     password: &str,
     is_staff: bool,
 ) -> Result<User, ToolboxError> {
+    create_user_with_status(store, username, password, is_staff, true).await
+}
+
+/// Like [`create_user`], choosing whether the user starts active: an inactive user cannot
+/// log in until activated.
+pub async fn create_user_with_status(
+    store: &dyn Store,
+    username: &str,
+    password: &str,
+    is_staff: bool,
+    is_active: bool,
+) -> Result<User, ToolboxError> {
     check_username(username)?;
     password::check_rules(password)?;
     if store.find_user(username).await?.is_some() {
@@ -113,7 +125,7 @@ pub async fn create_user(
                 username: username.to_owned(),
                 password_hash: Some(hash),
                 is_staff,
-                is_active: true,
+                is_active,
             },
             SystemClock.now(),
         )
@@ -130,12 +142,8 @@ pub async fn add_scope(
     enabled: bool,
 ) -> Result<Scope, ToolboxError> {
     let identifier: ScopeId = identifier.parse()?;
-    let title = match title.map(str::trim) {
-        Some("") => return Err(ToolboxError::Empty("scope title")),
-        Some(title) if title.chars().count() > MAX_NAME_LEN => {
-            return Err(ToolboxError::TooLong("scope title"))
-        }
-        Some(title) => title.to_owned(),
+    let title = match title {
+        Some(title) => check_title("scope title", title)?.to_owned(),
         None => identifier.default_title(),
     };
     Ok(store
@@ -288,7 +296,36 @@ pub struct RegisteredClient {
     pub insecure_redirect_uris: Vec<String>,
 }
 
-fn check_client_identifier(identifier: &str) -> Result<(), ToolboxError> {
+/// `title` without surrounding spaces, if it is a valid title: not empty, at most
+/// [`MAX_NAME_LEN`] characters. `what` names it in the error.
+pub(crate) fn check_title<'a>(what: &'static str, title: &'a str) -> Result<&'a str, ToolboxError> {
+    let title = title.trim();
+    if title.is_empty() {
+        Err(ToolboxError::Empty(what))
+    } else if title.chars().count() > MAX_NAME_LEN {
+        Err(ToolboxError::TooLong(what))
+    } else {
+        Ok(title)
+    }
+}
+
+/// `seconds` as a token lifetime, if between 1 and [`MAX_TOKEN_LIFETIME`].
+pub(crate) fn check_token_lifetime(seconds: u64) -> Result<i64, ToolboxError> {
+    match i64::try_from(seconds) {
+        Ok(seconds) if (1..=i64::from(MAX_TOKEN_LIFETIME)).contains(&seconds) => Ok(seconds),
+        _ => Err(ToolboxError::TokenLifetime(seconds)),
+    }
+}
+
+/// Checks that a client's link is an absolute http or https URL.
+pub(crate) fn check_link(link: &str) -> Result<(), ToolboxError> {
+    match Url::parse(link) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err(ToolboxError::InvalidLink(link.escape_debug().to_string())),
+    }
+}
+
+pub(crate) fn check_client_identifier(identifier: &str) -> Result<(), ToolboxError> {
     let valid =
         (1..=100).contains(&identifier.len()) && identifier.bytes().all(|b| b.is_ascii_graphic());
     if valid {
@@ -321,13 +358,7 @@ pub async fn register_client_at(
     clock: &dyn Clock,
 ) -> Result<RegisteredClient, ToolboxError> {
     let r = registration;
-    let title = r.title.trim();
-    if title.is_empty() {
-        return Err(ToolboxError::Empty("client title"));
-    }
-    if title.chars().count() > MAX_NAME_LEN {
-        return Err(ToolboxError::TooLong("client title"));
-    }
+    let title = check_title("client title", &r.title)?;
     let identifier = match r.identifier {
         Some(identifier) => {
             check_client_identifier(&identifier)?;
@@ -335,10 +366,7 @@ pub async fn register_client_at(
         }
         None => random_identifier(),
     };
-    let lifetime = match i64::try_from(r.token_lifetime) {
-        Ok(seconds) if (1..=i64::from(MAX_TOKEN_LIFETIME)).contains(&seconds) => seconds,
-        _ => return Err(ToolboxError::TokenLifetime(r.token_lifetime)),
-    };
+    let lifetime = check_token_lifetime(r.token_lifetime)?;
     if r.grant_types.iter().next().is_none() {
         return Err(ToolboxError::NoGrantType);
     }
@@ -353,10 +381,7 @@ pub async fn register_client_at(
         .map(|s| s.parse::<ScopeId>())
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(link) = &r.link {
-        match Url::parse(link) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
-            _ => return Err(ToolboxError::InvalidLink(link.escape_debug().to_string())),
-        }
+        check_link(link)?;
     }
     let secret = match (r.client_type, r.secret) {
         (ClientType::Public, Some(_)) => return Err(ToolboxError::SecretForPublicClient),

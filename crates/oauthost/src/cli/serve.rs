@@ -202,6 +202,7 @@ pub(super) async fn serve(
         .map_err(CliError::App)?;
     let app = server
         .router()
+        .merge(server.admin_router())
         .merge(web::health_router(store))
         .merge(routes);
     serve_app(global, &args, app).await

@@ -167,6 +167,24 @@ impl Oauthost {
         Ok(issued)
     }
 
+    /// Issues a token to `client` outside any grant, as an operator does from the admin
+    /// site: for the user `user_id`, or for the client itself when `None`. The scope follows
+    /// the rules of a token request (an empty `scope` means every scope the client may
+    /// have, when it is restricted); a refresh token comes with it when the client may
+    /// refresh.
+    pub async fn issue_token_manually(
+        &self,
+        client: &Client,
+        user_id: Option<i64>,
+        scope: ScopeList,
+    ) -> ServerResult<IssuedToken> {
+        let (available, restricted) = self.available_scopes(client).await?;
+        let requested = (!scope.is_empty()).then_some(scope);
+        let scope = oauthost_core::scope::grant(requested.as_ref(), &available, restricted)?;
+        self.issue_token(client, user_id, scope, None, Refresh::New)
+            .await
+    }
+
     /// The access token `value`, if it is active: known, not revoked, not expired, and its
     /// user (if any) still active. One database query.
     pub async fn check_access_token(&self, value: &str) -> ServerResult<Option<TokenInfo>> {

@@ -26,6 +26,8 @@
 //! # }
 //! ```
 
+pub mod admin;
+mod admin_sql;
 mod error;
 mod model;
 mod postgres;
@@ -36,6 +38,7 @@ mod sqlite;
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
+pub use admin::AdminStore;
 pub use error::StoreError;
 pub use model::*;
 use oauthost_core::{scope::ScopeId, secret::SecretHash};
@@ -238,6 +241,7 @@ pub trait Store:
     + SessionStore
     + LoginThrottleStore
     + PurgeStore
+    + AdminStore
     + fmt::Debug
 {
     /// The database this store runs on.

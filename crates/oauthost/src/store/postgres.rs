@@ -8,7 +8,7 @@ use sqlx::{
     Connection,
 };
 
-use super::{redact_url, sql::impl_store, StoreError, StoreResult};
+use super::{admin_sql::impl_admin_store, redact_url, sql::impl_store, StoreError, StoreResult};
 
 /// How long to wait for the server to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,3 +60,4 @@ impl PostgresStore {
 }
 
 impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);
+impl_admin_store!(PostgresStore, sqlx::Postgres);

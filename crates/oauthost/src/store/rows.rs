@@ -14,14 +14,14 @@ use super::{
     StoreError, StoreResult,
 };
 
-fn corrupt(table: &'static str, reason: impl ToString) -> StoreError {
+pub(super) fn corrupt(table: &'static str, reason: impl ToString) -> StoreError {
     StoreError::Corrupt {
         table,
         reason: reason.to_string(),
     }
 }
 
-fn timestamp(table: &'static str, seconds: i64) -> StoreResult<OffsetDateTime> {
+pub(super) fn timestamp(table: &'static str, seconds: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(seconds).map_err(|e| corrupt(table, e))
 }
 

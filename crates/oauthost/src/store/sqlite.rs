@@ -9,7 +9,7 @@ use sqlx::{
     },
 };
 
-use super::{redact_url, sql::impl_store, StoreError, StoreResult};
+use super::{admin_sql::impl_admin_store, redact_url, sql::impl_store, StoreError, StoreResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -63,3 +63,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);
+impl_admin_store!(SqliteStore, sqlx::Sqlite);

@@ -14,6 +14,7 @@
 // In the HTTP layer a refusal *is* a response: returning it as the error is the point.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 mod authorize;
 pub mod bearer;
 mod forms;
@@ -65,10 +66,6 @@ impl Oauthost {
     /// # }).unwrap();
     /// ```
     pub fn router(&self) -> Router {
-        let state = WebState {
-            server: self.clone(),
-        };
-        let mount = self.settings().mount_path.trim_end_matches('/').to_owned();
         let endpoints = Router::new()
             .route("/auth/", get(authorize::get).post(authorize::post))
             .route("/token/", post(token::token))
@@ -76,16 +73,52 @@ impl Oauthost {
             .route("/introspect/", post(token::introspect))
             .route("/login/", get(login::show).post(login::submit))
             .route("/logout/", get(login::confirm_logout).post(login::logout));
-        let endpoints = if mount.is_empty() {
-            endpoints
+        let mount = self.settings().mount_path.trim_end_matches('/').to_owned();
+        let metadata = Router::new().route(
+            &format!("/.well-known/oauth-authorization-server{mount}"),
+            get(metadata::metadata),
+        );
+        self.finish(endpoints, metadata)
+    }
+
+    /// The admin site at `/admin/` (under the mount path), for active staff users: scopes,
+    /// clients with their redirect endpoints, authorization codes, tokens and users.
+    /// It relies on [`router`](Self::router)'s `/login/`, so merge both.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use oauthost::server::Oauthost;
+    ///
+    /// let store = oauthost::store::connect("sqlite::memory:").await?;
+    /// let server = Oauthost::new(store);
+    /// let app = axum::Router::new()
+    ///     .merge(server.router())
+    ///     .merge(server.admin_router());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn admin_router(&self) -> Router {
+        self.finish(admin::routes(), Router::new())
+    }
+
+    fn web_state(&self) -> WebState {
+        WebState {
+            server: self.clone(),
+        }
+    }
+
+    /// `routes` under the mount path and `root` at the root, with the body limit and the
+    /// https check.
+    fn finish(&self, routes: Router<WebState>, root: Router<WebState>) -> Router {
+        let state = self.web_state();
+        let mount = self.settings().mount_path.trim_end_matches('/').to_owned();
+        let routes = if mount.is_empty() {
+            routes
         } else {
-            Router::new().nest(&mount, endpoints)
+            Router::new().nest(&mount, routes)
         };
-        endpoints
-            .route(
-                &format!("/.well-known/oauth-authorization-server{mount}"),
-                get(metadata::metadata),
-            )
+        routes
+            .merge(root)
             .layer(DefaultBodyLimit::max(forms::MAX_BODY_BYTES))
             .layer(from_fn_with_state(
                 state.clone(),

@@ -36,12 +36,29 @@ pub(crate) struct Pending {
     pub(crate) params: Vec<(String, String)>,
 }
 
+/// A message shown once, on the next page (the admin site's "saved", "revoked"...).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct Flash {
+    /// `success` or `error`: how the page styles it.
+    pub(crate) level: &'static str,
+    /// The text.
+    pub(crate) message: String,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SessionData {
     user_id: Option<i64>,
     username: Option<String>,
     csrf_token: Option<String>,
     pending: Vec<Pending>,
+    #[serde(default)]
+    flashes: Vec<StoredFlash>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredFlash {
+    error: bool,
+    message: String,
 }
 
 /// One browser's session, loaded for a request and saved with its response.
@@ -168,6 +185,31 @@ impl Session {
         let index = self.data.pending.iter().rposition(choose)?;
         self.changed = true;
         Some(self.data.pending.remove(index))
+    }
+
+    /// Keeps a message for the next page; `error` styles it as a failure.
+    pub(crate) fn flash(&mut self, error: bool, message: impl Into<String>) {
+        self.data.flashes.push(StoredFlash {
+            error,
+            message: message.into(),
+        });
+        self.changed = true;
+    }
+
+    /// The messages kept for this page; they are shown once.
+    pub(crate) fn take_flashes(&mut self) -> Vec<Flash> {
+        if self.data.flashes.is_empty() {
+            return Vec::new();
+        }
+        self.changed = true;
+        self.data
+            .flashes
+            .drain(..)
+            .map(|flash| Flash {
+                level: if flash.error { "error" } else { "success" },
+                message: flash.message,
+            })
+            .collect()
     }
 
     /// Writes the session if it changed; the cookie to set or remove.

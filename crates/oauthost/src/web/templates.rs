@@ -34,7 +34,7 @@ pub const TEMPLATE_NAMES: [&str; 7] = [
     "restricted",
 ];
 
-const BUILTIN: [(&str, &str); 8] = [
+const BUILTIN: &[(&str, &str)] = &[
     ("base", include_str!("../../templates/base.html")),
     ("login", include_str!("../../templates/login.html")),
     ("logout", include_str!("../../templates/logout.html")),
@@ -51,6 +51,82 @@ const BUILTIN: [(&str, &str); 8] = [
     (
         "restricted",
         include_str!("../../templates/restricted.html"),
+    ),
+    (
+        "admin/base",
+        include_str!("../../templates/admin/base.html"),
+    ),
+    (
+        "admin/index",
+        include_str!("../../templates/admin/index.html"),
+    ),
+    (
+        "admin/message",
+        include_str!("../../templates/admin/message.html"),
+    ),
+    (
+        "admin/macros",
+        include_str!("../../templates/admin/macros.html"),
+    ),
+    (
+        "admin/scopes",
+        include_str!("../../templates/admin/scopes.html"),
+    ),
+    (
+        "admin/scopes_delete",
+        include_str!("../../templates/admin/scopes_delete.html"),
+    ),
+    (
+        "admin/scope_form",
+        include_str!("../../templates/admin/scope_form.html"),
+    ),
+    (
+        "admin/clients",
+        include_str!("../../templates/admin/clients.html"),
+    ),
+    (
+        "admin/client_fields",
+        include_str!("../../templates/admin/client_fields.html"),
+    ),
+    (
+        "admin/client_add",
+        include_str!("../../templates/admin/client_add.html"),
+    ),
+    (
+        "admin/client",
+        include_str!("../../templates/admin/client.html"),
+    ),
+    (
+        "admin/client_delete",
+        include_str!("../../templates/admin/client_delete.html"),
+    ),
+    (
+        "admin/shown_once",
+        include_str!("../../templates/admin/shown_once.html"),
+    ),
+    (
+        "admin/token_table",
+        include_str!("../../templates/admin/token_table.html"),
+    ),
+    (
+        "admin/code_table",
+        include_str!("../../templates/admin/code_table.html"),
+    ),
+    (
+        "admin/tokens",
+        include_str!("../../templates/admin/tokens.html"),
+    ),
+    (
+        "admin/codes",
+        include_str!("../../templates/admin/codes.html"),
+    ),
+    (
+        "admin/users",
+        include_str!("../../templates/admin/users.html"),
+    ),
+    (
+        "admin/user_form",
+        include_str!("../../templates/admin/user_form.html"),
     ),
 ];
 
