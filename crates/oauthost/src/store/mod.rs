@@ -37,8 +37,8 @@ mod sqlite;
 
 use std::{fmt, sync::Arc};
 
-use async_trait::async_trait;
 pub use admin::AdminStore;
+use async_trait::async_trait;
 pub use error::StoreError;
 pub use model::*;
 use oauthost_core::{scope::ScopeId, secret::SecretHash};

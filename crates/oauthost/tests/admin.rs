@@ -1,0 +1,854 @@
+//! The admin site over HTTP, on both databases: who gets in, CSRF, every validation rule of
+//! its forms (errors next to the fields, values kept, nothing half-saved), and the actions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use oauthost::{
+    server::Settings,
+    store::{
+        admin::{ClientFilter, ClientSort, PageRequest, SortKey},
+        NewToken,
+    },
+    toolbox::{self, ClientRegistration},
+};
+use oauthost_core::secret::Secret;
+use oauthost_testkit::{backend_tests, csrf_token, flows, TestDatabase, TestServer};
+use reqwest::{Client, StatusCode};
+
+const PASSWORD: &str = "correct horse";
+
+async fn start(db: &TestDatabase, debug: bool) -> TestServer {
+    TestServer::start(
+        db,
+        Settings {
+            debug,
+            ..Settings::default()
+        },
+    )
+    .await
+}
+
+/// A server in debug mode (plain http on loopback) with a staff user `admin` logged in.
+async fn admin_session(db: &TestDatabase) -> (TestServer, Client) {
+    let server = start(db, true).await;
+    toolbox::create_user(&**server.store(), "admin", PASSWORD, true)
+        .await
+        .unwrap();
+    let browser = server.browser();
+    flows::log_in(&browser, &server, "admin", PASSWORD).await;
+    (server, browser)
+}
+
+async fn get(browser: &Client, server: &TestServer, path: &str) -> (StatusCode, String) {
+    let response = browser.get(server.url(path)).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// Posts `fields` to `path` with the CSRF token of the page at `form_page`.
+async fn post(
+    browser: &Client,
+    server: &TestServer,
+    form_page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (_, page) = get(browser, server, form_page).await;
+    let token = csrf_token(&page).expect("the page has a CSRF token");
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrfmiddlewaretoken", &token));
+    browser
+        .post(server.url(path))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn client_count(server: &TestServer) -> i64 {
+    server
+        .store()
+        .client_page(
+            &ClientFilter::default(),
+            ClientSort::DEFAULT,
+            PageRequest {
+                offset: 0,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .total
+}
+
+async fn only_staff_get_in(db: &TestDatabase) {
+    let server = start(db, true).await;
+    flows::user(server.store(), "bob", PASSWORD).await;
+    let anonymous = server.browser();
+    for path in [
+        "/admin/",
+        "/admin/tokens/?status=active",
+        "/admin/clients/add/",
+    ] {
+        let response = anonymous.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND, "{path}");
+        let location = flows::location(&response);
+        assert!(location.starts_with("/login/?next="), "{location}");
+    }
+    let response = anonymous
+        .post(server.url("/admin/tokens/"))
+        .form(&[("ids", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+
+    let bob = server.browser();
+    flows::log_in(&bob, &server, "bob", PASSWORD).await;
+    let response = bob.get(server.url("/admin/users/")).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "a non-staff user is refused"
+    );
+    assert!(flows::location(&response).starts_with("/login/"));
+
+    // Promoted to staff, bob gets in; deactivated, he is out at once.
+    let user = server.store().find_user("bob").await.unwrap().unwrap();
+    server
+        .store()
+        .update_user(user.id, true, true, None)
+        .await
+        .unwrap();
+    let (status, page) = get(&bob, &server, "/admin/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Administration"));
+    server
+        .store()
+        .update_user(user.id, false, true, None)
+        .await
+        .unwrap();
+    let response = bob.get(server.url("/admin/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+}
+
+async fn pages_carry_security_headers_and_refuse_plain_http(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let response = browser
+        .get(server.url("/admin/scopes/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let secure_only = start(db, false).await;
+    let response = server
+        .browser()
+        .get(secure_only.url("/admin/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+async fn forms_need_the_csrf_token(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let response = browser
+        .post(server.url("/admin/scopes/add/"))
+        .form(&[("identifier", "polls:index"), ("title", "Index")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = browser
+        .post(server.url("/admin/scopes/add/"))
+        .form(&[
+            ("identifier", "polls:index"),
+            ("title", "Index"),
+            ("csrfmiddlewaretoken", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(server.store().list_scopes().await.unwrap().is_empty());
+}
+
+async fn scopes_are_validated_listed_and_changed(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let add = "/admin/scopes/add/";
+    let response = post(
+        &browser,
+        &server,
+        add,
+        add,
+        &[
+            ("identifier", "polls:index"),
+            ("title", "Polls index"),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let (_, list) = get(&browser, &server, "/admin/scopes/").await;
+    assert!(
+        list.contains("Scope &quot;Polls index&quot; added.")
+            || list.contains("Scope \"Polls index\" added."),
+        "flash shown: {list}"
+    );
+    assert!(list.contains("polls:index"));
+
+    // Bad input: re-displayed with errors next to the fields, values kept, nothing saved.
+    for (identifier, title, field, message) in [
+        ("polls:index", "Other", "identifier", "already taken"),
+        ("has space", "Spaces", "identifier", "not allowed"),
+        ("", "Empty id", "identifier", "must not be empty"),
+        ("polls:vote", "   ", "title", "must not be empty"),
+    ] {
+        let response = post(
+            &browser,
+            &server,
+            add,
+            add,
+            &[("identifier", identifier), ("title", title)],
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{identifier:?}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains(&format!("id=\"{field}-error\"")),
+            "{identifier:?}: {page}"
+        );
+        assert!(page.contains(message), "{identifier:?}: {message}");
+        assert!(
+            page.contains(&format!("value=\"{}\"", identifier)),
+            "value kept"
+        );
+    }
+    assert_eq!(server.store().list_scopes().await.unwrap().len(), 1);
+
+    // Search and filter.
+    let (_, other) = (
+        0,
+        post(
+            &browser,
+            &server,
+            add,
+            add,
+            &[("identifier", "blog:read"), ("title", "Blog")],
+        )
+        .await,
+    );
+    assert_eq!(other.status(), StatusCode::FOUND);
+    let (_, found) = get(&browser, &server, "/admin/scopes/?q=BLOG").await;
+    assert!(found.contains("blog:read") && !found.contains("polls:index"));
+    let (_, disabled) = get(&browser, &server, "/admin/scopes/?enabled=no").await;
+    assert!(disabled.contains("blog:read") && !disabled.contains("polls:index"));
+
+    // Enable several at once, then delete with confirmation.
+    let ids: Vec<String> = server
+        .store()
+        .list_scopes()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect();
+    let mut fields: Vec<(&str, &str)> = ids.iter().map(|id| ("ids", id.as_str())).collect();
+    fields.push(("action", "enable"));
+    let response = post(
+        &browser,
+        &server,
+        "/admin/scopes/",
+        "/admin/scopes/",
+        &fields,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(server
+        .store()
+        .list_scopes()
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.enabled));
+    let response = post(
+        &browser,
+        &server,
+        "/admin/scopes/",
+        "/admin/scopes/",
+        &[("ids", &ids[0]), ("action", "delete")],
+    )
+    .await;
+    let confirmation = response.text().await.unwrap();
+    assert!(confirmation.contains("Yes, delete"));
+    assert_eq!(
+        server.store().list_scopes().await.unwrap().len(),
+        2,
+        "not deleted before confirming"
+    );
+    let response = post(
+        &browser,
+        &server,
+        "/admin/scopes/",
+        "/admin/scopes/delete/",
+        &[("ids", &ids[0])],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(server.store().list_scopes().await.unwrap().len(), 1);
+}
+
+async fn client_forms_refuse_bad_input_without_saving(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    toolbox::add_scope(&**server.store(), "polls:index", None, true)
+        .await
+        .unwrap();
+    let add = "/admin/clients/add/";
+    let good = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![
+            ("title", "Polls client"),
+            ("identifier", "polls-client"),
+            ("client_type", "confidential"),
+            ("token_lifetime", "3600"),
+            ("grant_types", "authorization_code"),
+            ("redirect_uris", "https://client.example/cb"),
+        ];
+        for (name, value) in extra {
+            fields.retain(|(n, _)| n != name);
+            fields.push((name, value));
+        }
+        fields
+    };
+    let response = post(&browser, &server, add, add, &good(&[])).await;
+    assert_eq!(response.status(), StatusCode::OK, "the secret page");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("will not be shown again"));
+    assert_eq!(client_count(&server).await, 1);
+
+    /// Changes to the good form, the field that must show an error, and part of its text.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (&[("identifier", "other")], "title", "already taken"),
+        (&[("title", "Other")], "identifier", "already taken"),
+        (
+            &[("title", ""), ("identifier", "x1")],
+            "title",
+            "must not be empty",
+        ),
+        (
+            &[
+                ("title", "T1"),
+                ("identifier", "x1"),
+                ("token_lifetime", "one hour"),
+            ],
+            "token_lifetime",
+            "whole number",
+        ),
+        (
+            &[
+                ("title", "T2"),
+                ("identifier", "x2"),
+                ("token_lifetime", "0"),
+            ],
+            "token_lifetime",
+            "between 1",
+        ),
+        (
+            &[("title", "T3"), ("identifier", "has space")],
+            "identifier",
+            "without spaces",
+        ),
+        (
+            &[
+                ("title", "T4"),
+                ("identifier", "x4"),
+                ("redirect_uris", "javascript:alert(1)"),
+            ],
+            "redirect_uris",
+            "not allowed",
+        ),
+        (
+            &[
+                ("title", "T5"),
+                ("identifier", "x5"),
+                ("redirect_uris", "data:text/html,hi"),
+            ],
+            "redirect_uris",
+            "not allowed",
+        ),
+        (
+            &[
+                ("title", "T6"),
+                ("identifier", "x6"),
+                ("redirect_uris", "/relative/cb"),
+            ],
+            "redirect_uris",
+            "must be absolute",
+        ),
+        (
+            &[
+                ("title", "T7"),
+                ("identifier", "x7"),
+                ("redirect_uris", "https://c.example/cb#frag"),
+            ],
+            "redirect_uris",
+            "fragment",
+        ),
+        (
+            &[("title", "T8"), ("identifier", "x8"), ("grant_types", "")],
+            "grant_types",
+            "at least one grant",
+        ),
+        (
+            &[("title", "T9"), ("identifier", "x9"), ("link", "ftp://x")],
+            "link",
+            "absolute http",
+        ),
+    ];
+    for (changes, field, message) in cases {
+        let fields = good(changes);
+        let response = post(&browser, &server, add, add, &fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{changes:?}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains(&format!("id=\"{field}-error\"")),
+            "{changes:?}"
+        );
+        assert!(page.contains(message), "{changes:?}: wants {message:?}");
+        let title = fields.iter().find(|(n, _)| *n == "title").unwrap().1;
+        assert!(page.contains(&format!("value=\"{title}\"")), "title kept");
+        assert_eq!(
+            client_count(&server).await,
+            1,
+            "nothing saved for {changes:?}"
+        );
+    }
+}
+
+async fn plain_http_redirects_are_refused_outside_debug_mode(db: &TestDatabase) {
+    // The admin site itself is served over https here (a trusted proxy says so), and not
+    // in debug mode: plain http to a non-loopback host is refused, loopback accepted.
+    let server = TestServer::start(
+        db,
+        Settings {
+            trust_forwarded_proto: true,
+            ..Settings::default()
+        },
+    )
+    .await;
+    toolbox::create_user(&**server.store(), "admin", PASSWORD, true)
+        .await
+        .unwrap();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(
+            [(
+                reqwest::header::HeaderName::from_static("x-forwarded-proto"),
+                reqwest::header::HeaderValue::from_static("https"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    flows::log_in(&browser, &server, "admin", PASSWORD).await;
+    let add = "/admin/clients/add/";
+    let fields = |uri: &'static str| {
+        vec![
+            ("title", "App"),
+            ("client_type", "public"),
+            ("token_lifetime", "60"),
+            ("grant_types", "authorization_code"),
+            ("redirect_uris", uri),
+        ]
+    };
+    let response = post(
+        &browser,
+        &server,
+        add,
+        add,
+        &fields("http://client.example/cb"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("plain http"));
+    assert_eq!(client_count(&server).await, 0);
+    let response = post(
+        &browser,
+        &server,
+        add,
+        add,
+        &fields("http://127.0.0.1:9000/cb"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(client_count(&server).await, 1);
+}
+
+async fn a_client_page_manages_endpoints_secrets_and_tokens(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("Polls client", "admin")
+            .identifier("1234")
+            .public(false)
+            .redirect_uri("https://client.example/one")
+            .scopes(["polls:index"]),
+    )
+    .await;
+    let id = registered.client.id;
+    let page_path = format!("/admin/clients/{id}/");
+    let redirects = format!("/admin/clients/{id}/redirects/");
+
+    // Inline redirect endpoints: the same validation as the command line.
+    let response = post(
+        &browser,
+        &server,
+        &page_path,
+        &redirects,
+        &[("uri", "javascript:x")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("id=\"uri-error\"") && page.contains("value=\"javascript:x\""));
+    let response = post(
+        &browser,
+        &server,
+        &page_path,
+        &redirects,
+        &[("uri", "https://client.example/one")],
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "duplicate"
+    );
+    let response = post(
+        &browser,
+        &server,
+        &page_path,
+        &redirects,
+        &[("uri", "https://client.example/two")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(server.store().redirect_uris(id).await.unwrap().len(), 2);
+
+    // A new secret is shown once; the old one stops working.
+    let response = post(
+        &browser,
+        &server,
+        &page_path,
+        &format!("/admin/clients/{id}/secret/"),
+        &[],
+    )
+    .await;
+    let page = response.text().await.unwrap();
+    let shown = page
+        .split("id=\"shown-once\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let client = server
+        .store()
+        .find_client_by_key(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.secret_hash, Some(Secret::new(shown.clone()).hash()));
+    let (_, again) = get(&browser, &server, &page_path).await;
+    assert!(!again.contains(&shown), "a secret is never shown twice");
+
+    // A token issued here is shown once, listed by fingerprint, then revoked.
+    let response = post(
+        &browser,
+        &server,
+        &page_path,
+        &format!("/admin/clients/{id}/token/"),
+        &[("username", "admin"), ("scope", "polls:index")],
+    )
+    .await;
+    let page = response.text().await.unwrap();
+    let token = page
+        .split("id=\"shown-once\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let info = server
+        .server
+        .check_access_token(&token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.username.as_deref(), Some("admin"));
+    let (_, listed) = get(&browser, &server, "/admin/tokens/?q=admin").await;
+    assert!(!listed.contains(&token), "never the token itself");
+    let fingerprint =
+        oauthost::store::admin::fingerprint(Secret::new(token.clone()).hash().as_bytes());
+    assert!(listed.contains(&fingerprint) && listed.contains("badge active"));
+    let token_id = info.token.id.to_string();
+    let response = post(
+        &browser,
+        &server,
+        "/admin/tokens/",
+        "/admin/tokens/",
+        &[("ids", &token_id)],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(server
+        .server
+        .check_access_token(&token)
+        .await
+        .unwrap()
+        .is_none());
+    let (_, listed) = get(&browser, &server, "/admin/tokens/?status=revoked").await;
+    assert!(listed.contains(&fingerprint) && listed.contains("1 token(s) revoked."));
+
+    // Editing: the scope restriction as a multiple select, lifetime validated.
+    let scope_id = server.store().list_scopes().await.unwrap()[0]
+        .id
+        .to_string();
+    let edit = [
+        ("title", "Polls client v2"),
+        ("identifier", "1234"),
+        ("client_type", "confidential"),
+        ("token_lifetime", "60"),
+        ("grant_types", "authorization_code"),
+        ("grant_types", "refresh_token"),
+        ("scopes", scope_id.as_str()),
+        ("hash_sign_supported", "on"),
+    ];
+    let response = post(&browser, &server, &page_path, &page_path, &edit).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let client = server
+        .store()
+        .find_client_by_key(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (client.title.as_str(), client.token_lifetime),
+        ("Polls client v2", 60)
+    );
+    let mut bad = edit.to_vec();
+    bad[3] = ("token_lifetime", "-5");
+    let response = post(&browser, &server, &page_path, &page_path, &bad).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        server
+            .store()
+            .find_client_by_key(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .token_lifetime,
+        60,
+        "nothing half-saved"
+    );
+
+    // Delete after confirmation.
+    let (_, confirm) = get(&browser, &server, &format!("/admin/clients/{id}/delete/")).await;
+    assert!(confirm.contains("Yes, delete"));
+    let response = post(
+        &browser,
+        &server,
+        &page_path,
+        &format!("/admin/clients/{id}/delete/"),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(server
+        .store()
+        .find_client_by_key(id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn tokens_are_filtered_paginated_and_drilled_down_by_date(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("Filler", "admin").identifier("filler"),
+    )
+    .await;
+    let now = server.server.now();
+    // 120 tokens over three days of 2025, every tenth one revoked.
+    let base = time::macros::datetime!(2025-03-30 12:00 UTC);
+    for i in 0..120_i64 {
+        let issued_at = base + time::Duration::days(i % 3);
+        let token = server
+            .store()
+            .insert_token(NewToken {
+                access_token_hash: Secret::generate().hash(),
+                refresh_token_hash: None,
+                user_id: None,
+                client_id: registered.client.id,
+                code_id: None,
+                scopes: "polls:index".parse().unwrap(),
+                issued_at,
+                expires_at: now + time::Duration::hours(1),
+                refresh_family: None,
+            })
+            .await
+            .unwrap();
+        if i % 10 == 0 {
+            server.store().revoke_token(token.id).await.unwrap();
+        }
+    }
+    let (_, page) = get(&browser, &server, "/admin/tokens/").await;
+    assert!(page.contains("1–50 of 120") && page.contains("rel=\"next\""));
+    let (_, page) = get(&browser, &server, "/admin/tokens/?p=3").await;
+    assert!(page.contains("101–120 of 120") && !page.contains("rel=\"next\""));
+    let (_, page) = get(&browser, &server, "/admin/tokens/?status=revoked").await;
+    assert!(page.contains("of 12"));
+    let (_, page) = get(
+        &browser,
+        &server,
+        "/admin/tokens/?status=active&type=refresh",
+    )
+    .await;
+    assert!(page.contains("0 results"));
+    // Years, then months with counts, then days.
+    let (_, page) = get(&browser, &server, "/admin/tokens/").await;
+    assert!(page.contains("?year=2025"));
+    let (_, page) = get(&browser, &server, "/admin/tokens/?year=2025").await;
+    assert!(
+        page.contains("March 2025 (80)") && page.contains("April 2025 (40)"),
+        "{page}"
+    );
+    let (_, page) = get(&browser, &server, "/admin/tokens/?year=2025&month=3&day=31").await;
+    assert!(page.contains("of 40"));
+    let (_, page) = get(&browser, &server, "/admin/tokens/?o=-client&client=999999").await;
+    assert!(page.contains("0 results"));
+}
+
+async fn users_follow_the_command_line_rules(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let add = "/admin/users/add/";
+    for (fields, field) in [
+        (
+            vec![
+                ("username", "with space"),
+                ("password", "pw"),
+                ("password2", "pw"),
+            ],
+            "username",
+        ),
+        (
+            vec![("username", "carol"), ("password", ""), ("password2", "")],
+            "password",
+        ),
+        (
+            vec![
+                ("username", "carol"),
+                ("password", "one"),
+                ("password2", "two"),
+            ],
+            "password2",
+        ),
+        (
+            vec![
+                ("username", "admin"),
+                ("password", "pw"),
+                ("password2", "pw"),
+            ],
+            "username",
+        ),
+    ] {
+        let response = post(&browser, &server, add, add, &fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{fields:?}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains(&format!("id=\"{field}-error\"")),
+            "{fields:?}"
+        );
+        assert!(
+            !page.contains("value=\"pw\""),
+            "passwords are never sent back"
+        );
+    }
+    assert!(server.store().find_user("carol").await.unwrap().is_none());
+    let response = post(
+        &browser,
+        &server,
+        add,
+        add,
+        &[
+            ("username", "carol"),
+            ("password", "s3cret pw"),
+            ("password2", "s3cret pw"),
+            ("is_active", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let carol = server.store().find_user("carol").await.unwrap().unwrap();
+    assert!(carol.is_active && !carol.is_staff);
+    // Set a new password and make her staff: she can then log in with it and get in.
+    let path = format!("/admin/users/{}/", carol.id);
+    let response = post(
+        &browser,
+        &server,
+        &path,
+        &path,
+        &[
+            ("password", "new pw"),
+            ("password2", "new pw"),
+            ("is_active", "on"),
+            ("is_staff", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let her = server.browser();
+    flows::log_in(&her, &server, "carol", "new pw").await;
+    assert_eq!(get(&her, &server, "/admin/").await.0, StatusCode::OK);
+    // Operators cannot lock themselves out.
+    let me = server.store().find_user("admin").await.unwrap().unwrap();
+    let path = format!("/admin/users/{}/", me.id);
+    let response = post(&browser, &server, &path, &path, &[("is_active", "on")]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        server
+            .store()
+            .find_user("admin")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_staff
+    );
+    let (_, page) = get(&browser, &server, "/admin/users/?staff=yes&o=-username").await;
+    assert!(page.find("/\">carol</a>").unwrap() < page.find("/\">admin</a>").unwrap());
+}
+
+backend_tests!(
+    only_staff_get_in,
+    pages_carry_security_headers_and_refuse_plain_http,
+    forms_need_the_csrf_token,
+    scopes_are_validated_listed_and_changed,
+    client_forms_refuse_bad_input_without_saving,
+    plain_http_redirects_are_refused_outside_debug_mode,
+    a_client_page_manages_endpoints_secrets_and_tokens,
+    tokens_are_filtered_paginated_and_drilled_down_by_date,
+    users_follow_the_command_line_rules,
+);
