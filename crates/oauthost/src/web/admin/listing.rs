@@ -8,7 +8,7 @@ use oauthost_core::params::Params;
 use super::PER_PAGE;
 use crate::{
     store::admin::{Order, PageRequest, SortKey},
-    web::forms,
+    web::{forms, WebState},
 };
 
 /// A listing's query string, parsed. Unknown sort columns and bad page numbers fall back to
@@ -173,6 +173,22 @@ fn value_of<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
         .filter(|(n, _)| *n == name)
         .map(|(_, v)| v)
         .last()
+}
+
+/// Where a form's `back` field sends the operator after an action: the page under the admin
+/// root it came from (never another site), or `default`.
+pub(crate) fn back_to(state: &WebState, posted: &str, default: &str) -> String {
+    let admin = state.path("/admin/");
+    match posted.strip_prefix(&admin) {
+        Some(rest)
+            if !rest.starts_with('/')
+                && !rest.contains("//")
+                && !rest.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            rest.to_owned()
+        }
+        _ => default.to_owned(),
+    }
 }
 
 /// A yes/no filter value (`yes`, `no`).

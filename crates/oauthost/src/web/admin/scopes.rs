@@ -11,7 +11,7 @@ use oauthost_core::{params::Params, scope::ScopeId};
 
 use super::{
     fields::{checkbox, text, FieldErrors},
-    listing::{posted_ids, yes_no, yes_no_choices, Listing},
+    listing::{back_to, posted_ids, yes_no, yes_no_choices, Listing},
     try_or_fail, Staff,
 };
 use crate::{
@@ -84,12 +84,7 @@ pub(crate) async fn bulk(
         Err(response) => return staff.respond(&state, response).await,
     };
     let ids = posted_ids(&params, "ids");
-    let back = text(&params, "back");
-    let back = if back.starts_with(&state.path("/admin/scopes/")) {
-        back.trim_start_matches(&state.path("/admin/")).to_owned()
-    } else {
-        "scopes/".to_owned()
-    };
+    let back = back_to(&state, text(&params, "back"), "scopes/");
     if ids.is_empty() {
         staff.failure("Select one or more scopes first.");
         return staff.redirect(&state, &back).await;

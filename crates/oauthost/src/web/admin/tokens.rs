@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{
     dates::{drill_down, Period},
     fields::text,
-    listing::{posted_ids, when, Listing},
+    listing::{back_to, posted_ids, when, Listing},
     try_or_fail, Staff,
 };
 use crate::{
@@ -185,16 +185,6 @@ pub(crate) async fn list(
         },
     );
     staff.respond(&state, response).await
-}
-
-/// Where a revocation form sends the operator back to: a path under the admin root it
-/// came from, or `default`.
-fn back_to(state: &WebState, posted: &str, default: &str) -> String {
-    let admin = state.path("/admin/");
-    match posted.strip_prefix(&admin) {
-        Some(rest) if !rest.starts_with('/') && !rest.contains("//") => rest.to_owned(),
-        _ => default.to_owned(),
-    }
 }
 
 /// `POST /admin/tokens/`: revokes the ticked tokens.
