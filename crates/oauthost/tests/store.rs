@@ -653,6 +653,46 @@ async fn refresh_rotation_is_atomic_and_families_revoke_together(db: &TestDataba
     );
 }
 
+async fn revoking_a_code_reaches_the_tokens_refreshed_from_it(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    // Two codes, each exchanged for a refreshable token that was then refreshed once.
+    let mut chains = Vec::new();
+    for family in ["fam-a", "fam-b"] {
+        let code = store
+            .insert_code(new_code(alice, client, &Secret::generate()))
+            .await
+            .unwrap();
+        let (mut first, _) = refreshable(alice, client, family);
+        first.code_id = Some(code.id);
+        let first = store.insert_token(first).await.unwrap();
+        let (next, _) = refreshable(alice, client, family);
+        let next = store.rotate_token(first.id, next).await.unwrap().unwrap();
+        chains.push((code.id, next.access_token_hash));
+    }
+    let unrelated = store.insert_token(token_for(client)).await.unwrap();
+    let revoked = |hash| {
+        let store = store.clone();
+        async move { store.find_token(&hash).await.unwrap().unwrap().revoked }
+    };
+
+    // A replayed code (the grant path), then the admin site's revocation.
+    assert_eq!(store.revoke_tokens_from_code(chains[0].0).await.unwrap(), 1);
+    assert!(revoked(chains[0].1).await);
+    assert!(
+        !revoked(chains[1].1).await,
+        "another code's chain is untouched"
+    );
+    assert_eq!(store.revoke_codes(&[chains[1].0]).await.unwrap(), 1);
+    assert!(revoked(chains[1].1).await);
+    assert_eq!(
+        store.revoke_codes(&[chains[1].0]).await.unwrap(),
+        0,
+        "already used"
+    );
+    assert!(!revoked(unrelated.access_token_hash).await);
+}
+
 async fn login_failures_lock_then_recover(db: &TestDatabase) {
     let store = open(db).await;
     let key = "user:alice";
@@ -784,6 +824,7 @@ async fn purge_deletes_only_what_is_dead(db: &TestDatabase) {
 }
 
 backend_tests!(
+    revoking_a_code_reaches_the_tokens_refreshed_from_it,
     purge_deletes_only_what_is_dead,
     refresh_rotation_is_atomic_and_families_revoke_together,
     login_failures_lock_then_recover,

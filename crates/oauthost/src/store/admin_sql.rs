@@ -211,9 +211,9 @@ macro_rules! impl_admin_store {
                 query.push_bind(page.offset);
             }
 
-            /// Appends ` AND column IN (ids...)`.
-            fn push_ids(query: &mut Query<'_>, column: &str, ids: &[i64]) {
-                query.push(format_args!(" AND {column} IN ("));
+            /// Appends ` AND column IN (ids...)` (or ` OR ...`, as `connector` says).
+            fn push_in(query: &mut Query<'_>, connector: &str, column: &str, ids: &[i64]) {
+                query.push(format_args!(" {connector} {column} IN ("));
                 let mut list = query.separated(", ");
                 for id in ids {
                     list.push_bind(*id);
@@ -387,7 +387,7 @@ macro_rules! impl_admin_store {
                     let mut query = Query::new("UPDATE oauthost_scopes SET enabled = ");
                     query.push_bind(enabled);
                     query.push(" WHERE 1 = 1");
-                    push_ids(&mut query, "id", ids);
+                    push_in(&mut query, "AND", "id", ids);
                     Ok(query.build().execute(&self.pool).await?.rows_affected())
                 }
 
@@ -396,7 +396,7 @@ macro_rules! impl_admin_store {
                         return Ok(0);
                     }
                     let mut query = Query::new("DELETE FROM oauthost_scopes WHERE 1 = 1");
-                    push_ids(&mut query, "id", ids);
+                    push_in(&mut query, "AND", "id", ids);
                     Ok(query.build().execute(&self.pool).await?.rows_affected())
                 }
 
@@ -634,7 +634,7 @@ macro_rules! impl_admin_store {
                     }
                     let mut query =
                         Query::new("UPDATE oauthost_tokens SET revoked = TRUE WHERE revoked = FALSE");
-                    push_ids(&mut query, "id", ids);
+                    push_in(&mut query, "AND", "id", ids);
                     Ok(query.build().execute(&self.pool).await?.rows_affected())
                 }
 
@@ -702,11 +702,20 @@ macro_rules! impl_admin_store {
                     let mut query = Query::new(
                         "UPDATE oauthost_authorization_codes SET consumed = TRUE WHERE consumed = FALSE",
                     );
-                    push_ids(&mut query, "id", ids);
+                    push_in(&mut query, "AND", "id", ids);
                     let codes = query.build().execute(&mut *tx).await?.rows_affected();
-                    let mut query =
-                        Query::new("UPDATE oauthost_tokens SET revoked = TRUE WHERE revoked = FALSE");
-                    push_ids(&mut query, "code_id", ids);
+                    // The codes' tokens, and those refreshing them gave (same family).
+                    let mut query = Query::new(
+                        "UPDATE oauthost_tokens SET revoked = TRUE WHERE revoked = FALSE \
+                         AND (1 = 0",
+                    );
+                    push_in(&mut query, "OR", "code_id", ids);
+                    query.push(
+                        " OR refresh_family IN (SELECT refresh_family FROM oauthost_tokens \
+                         WHERE refresh_family IS NOT NULL",
+                    );
+                    push_in(&mut query, "AND", "code_id", ids);
+                    query.push("))");
                     query.build().execute(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(codes)

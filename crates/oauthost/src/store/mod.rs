@@ -131,8 +131,8 @@ pub trait TokenStore: Send + Sync {
     async fn find_token(&self, access_hash: &SecretHash) -> StoreResult<Option<Token>>;
     /// Revokes the token with database key `id`; `false` when there is none.
     async fn revoke_token(&self, id: i64) -> StoreResult<bool>;
-    /// Revokes every token issued for the authorization code `code_id` (after a code was
-    /// replayed); returns how many were still active.
+    /// Revokes every token issued for the authorization code `code_id`, and those that
+    /// refreshing them gave (after a code was replayed); returns how many were still active.
     async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64>;
     /// The token whose access token (or, with `by_refresh`, refresh token) hashes to
     /// `hash`, with its client's identifier and its user, in one query: what checking a

@@ -523,8 +523,10 @@ macro_rules! impl_store {
 
                 async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64> {
                     let done = sqlx::query(
-                        "UPDATE oauthost_tokens SET revoked = TRUE \
-                         WHERE code_id = $1 AND revoked = FALSE",
+                        "UPDATE oauthost_tokens SET revoked = TRUE WHERE revoked = FALSE \
+                         AND (code_id = $1 OR refresh_family IN \
+                           (SELECT refresh_family FROM oauthost_tokens \
+                            WHERE code_id = $1 AND refresh_family IS NOT NULL))",
                     )
                     .bind(code_id)
                     .execute(&self.pool)
