@@ -10,12 +10,17 @@
 //!   it is set and the server cannot be reached, the test fails.
 //!
 //! [`backend_tests!`] runs each listed test function once per backend.
+//!
+//! [`TestServer`] serves oauthost in the test's process; [`browser::Browser`] drives a
+//! headless Chromium against it, for tests of the pages as a user sees them.
 
 use std::{path::PathBuf, time::Duration};
 
 use oauthost_core::secret::random_bytes;
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
+
+pub mod browser;
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_VAR: &str = "OAUTHOST_TEST_POSTGRES_URL";
