@@ -605,10 +605,12 @@ impl Browser {
             .map_err(|e| BrowserError::Page(format!("{what}: no page to leave: {e}")))?;
         action.await.map_err(command(what.clone()))?;
         let deadline = Instant::now() + WAIT_TIMEOUT;
-        // The old document's root goes stale once the next page replaces it.
+        // The old document's root goes stale once the next page replaces it. While the
+        // switch happens, Chromium may instead say that the node "does not belong to the
+        // document": that too means the old page is gone.
         loop {
             match old.tag_name().await {
-                Err(e) if e.is_stale_element_reference() => break,
+                Err(e) if e.is_stale_element_reference() || left_document(&e) => break,
                 Err(e) => return Err(command(format!("{what}: wait for the next page"))(e)),
                 Ok(_) if Instant::now() >= deadline => {
                     return Err(BrowserError::Page(format!(
@@ -864,4 +866,11 @@ fn target_dir() -> PathBuf {
         Some(dir) => workspace.join(dir),
         None => workspace.join("target"),
     }
+}
+
+/// Whether `error` is Chromium's report of an element whose document was replaced.
+fn left_document(error: &CmdError) -> bool {
+    error
+        .to_string()
+        .contains("does not belong to the document")
 }

@@ -170,8 +170,8 @@ impl Oauthost {
     /// Issues a token to `client` outside any grant, as an operator does from the admin
     /// site: for the user `user_id`, or for the client itself when `None`. The scope follows
     /// the rules of a token request (an empty `scope` means every scope the client may
-    /// have, when it is restricted); a refresh token comes with it when the client may
-    /// refresh.
+    /// have, when it is restricted); a refresh token comes with a user's token when the
+    /// client may refresh, never with the client's own (RFC 6749 §4.4.3).
     pub async fn issue_token_manually(
         &self,
         client: &Client,
@@ -181,7 +181,12 @@ impl Oauthost {
         let (available, restricted) = self.available_scopes(client).await?;
         let requested = (!scope.is_empty()).then_some(scope);
         let scope = oauthost_core::scope::grant(requested.as_ref(), &available, restricted)?;
-        self.issue_token(client, user_id, scope, None, Refresh::New)
+        let refresh = if user_id.is_some() {
+            Refresh::New
+        } else {
+            Refresh::None
+        };
+        self.issue_token(client, user_id, scope, None, refresh)
             .await
     }
 

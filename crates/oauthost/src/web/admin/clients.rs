@@ -74,7 +74,7 @@ pub(crate) async fn list(
         })
         .collect();
     let types = [ClientType::Confidential, ClientType::Public]
-        .map(|t| (t.as_str().to_owned(), capitalized(t.as_str())));
+        .map(|t| (t.as_str().to_owned(), super::fields::sentence(t.as_str())));
     let response = staff.page(
         &state,
         StatusCode::OK,
@@ -95,14 +95,6 @@ pub(crate) async fn list(
         },
     );
     staff.respond(&state, response).await
-}
-
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// The client form's values, as entered.

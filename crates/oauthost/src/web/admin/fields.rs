@@ -14,7 +14,9 @@ pub(crate) struct FieldErrors(BTreeMap<&'static str, String>);
 impl FieldErrors {
     /// Records `message` for `field` (the first error of a field is kept).
     pub(crate) fn add(&mut self, field: &'static str, message: impl ToString) {
-        self.0.entry(field).or_insert_with(|| message.to_string());
+        self.0
+            .entry(field)
+            .or_insert_with(|| sentence(&message.to_string()));
     }
 
     /// `result`'s value, or `None` with its error recorded for `field`.
@@ -59,6 +61,15 @@ impl FieldErrors {
     }
 }
 
+/// `message` with a capital first letter, as it stands alone next to a field.
+pub(crate) fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// The text of field `name` as posted (empty when absent); a field sent twice counts as
 /// absent, and the form will fail on it elsewhere.
 pub(crate) fn text<'a>(params: &'a Params, name: &str) -> &'a str {
@@ -68,4 +79,23 @@ pub(crate) fn text<'a>(params: &'a Params, name: &str) -> &'a str {
 /// Whether checkbox `name` was ticked.
 pub(crate) fn checkbox(params: &Params, name: &str) -> bool {
     params.contains(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_sentences_and_the_first_one_stays() {
+        let mut errors = FieldErrors::default();
+        errors.add("title", "the client title must not be empty");
+        errors.add("title", "a second problem");
+        assert_eq!(
+            errors.0.get("title").map(String::as_str),
+            Some("The client title must not be empty")
+        );
+        assert_eq!(errors.check("link", Err::<(), _>("élan")), None);
+        assert_eq!(errors.0.get("link").map(String::as_str), Some("Élan"));
+        assert!(!errors.is_empty());
+    }
 }
