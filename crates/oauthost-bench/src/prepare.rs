@@ -7,7 +7,6 @@ use std::{io::Write, path::Path, process::Stdio};
 
 use oauthost::{core::secret::Secret, store::DynStore};
 use sqlx::{Connection, PgConnection, PgPool, QueryBuilder, SqlitePool};
-use time::OffsetDateTime;
 use tokio::process::Command;
 
 use crate::BenchError;
@@ -296,7 +295,9 @@ pub(crate) async fn set_up(polls: &Path, db: &Database) -> Result<Fixture, Bench
 }
 
 fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Fixture {
