@@ -368,15 +368,20 @@ fn print_row(row: &Row) {
     let (half_rps, half_p99) = row.half.map_or(("-".to_owned(), "-".to_owned()), |h| {
         (format!("{:.0}", h.rps), format!("{:.2}", h.p99_ms))
     });
+    let rss = if row.rss_mb.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{:.1}", row.rss_mb)
+    };
     println!(
-        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {} | {} |",
+        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} | {} | {} |",
         row.backend,
         row.operation,
         row.tokens,
         row.peak.rps,
         row.peak.p50_ms,
         row.peak.p99_ms,
-        row.rss_mb,
+        rss,
         row.ratio,
         half_rps,
         half_p99
