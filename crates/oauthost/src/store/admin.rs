@@ -394,15 +394,10 @@ pub trait AdminStore: Send + Sync {
     async fn redirect_endpoints(&self, client_id: i64) -> StoreResult<Vec<RedirectEndpoint>>;
     /// Adds a redirect endpoint; one the client has already is
     /// [`StoreError::Duplicate`](super::StoreError::Duplicate).
-    async fn add_redirect_endpoint(
-        &self,
-        client_id: i64,
-        uri: &str,
-    ) -> StoreResult<RedirectEndpoint>;
+    async fn add_redirect_endpoint(&self, client_id: i64, uri: &str) -> StoreResult<RedirectEndpoint>;
     /// Removes the endpoint `endpoint_id` of the client `client_id`; `false` when there is
     /// none.
-    async fn remove_redirect_endpoint(&self, client_id: i64, endpoint_id: i64)
-        -> StoreResult<bool>;
+    async fn remove_redirect_endpoint(&self, client_id: i64, endpoint_id: i64) -> StoreResult<bool>;
 
     /// A page of tokens.
     async fn token_page(

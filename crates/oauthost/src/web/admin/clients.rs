@@ -246,12 +246,7 @@ impl ClientForm {
         }
         let mut redirect_uris = Vec::new();
         if adding {
-            for uri in self
-                .redirect_uris
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-            {
+            for uri in self.redirect_uris.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 if let Some(uri) = errors.check("redirect_uris", RedirectUri::parse(uri, debug)) {
                     redirect_uris.push(uri.as_str().to_owned());
                 }
@@ -423,10 +418,7 @@ pub(crate) async fn add(
                 &state,
                 errors.taken(
                     error,
-                    &[
-                        ("client title", "title"),
-                        ("client identifier", "identifier")
-                    ]
+                    &[("client title", "title"), ("client identifier", "identifier")]
                 )
             ),
         }
@@ -620,10 +612,7 @@ pub(crate) async fn edit(
                     &state,
                     errors.taken(
                         error.into(),
-                        &[
-                            ("client title", "title"),
-                            ("client identifier", "identifier")
-                        ]
+                        &[("client title", "title"), ("client identifier", "identifier")]
                     )
                 ),
             }
@@ -840,11 +829,7 @@ pub(crate) async fn issue_token(
         staff.failure("A chosen scope is not a valid scope identifier.");
         return staff.redirect(&state, &format!("clients/{id}/")).await;
     };
-    let issued = match state
-        .server
-        .issue_token_manually(&client, user_id, scope)
-        .await
-    {
+    let issued = match state.server.issue_token_manually(&client, user_id, scope).await {
         Ok(issued) => issued,
         Err(crate::server::ServerError::OAuth(error)) => {
             staff.failure(error.description);
@@ -860,11 +845,7 @@ pub(crate) async fn issue_token(
         "New access token",
         &format!(
             "An access token for {}, valid for {} seconds",
-            if username.is_empty() {
-                "the client itself"
-            } else {
-                username
-            },
+            if username.is_empty() { "the client itself" } else { username },
             issued.expires_in
         ),
         &issued.access_token,

@@ -30,7 +30,8 @@ impl Period {
             return Self::All;
         };
         let year = i32::from(year);
-        let Some(month) = number("month").and_then(|m| u8::try_from(m).ok()) else {
+        let Some(month) = number("month").and_then(|m| u8::try_from(m).ok())
+        else {
             return Self::Year(year);
         };
         let Ok(month) = Month::try_from(month) else {
@@ -51,16 +52,9 @@ impl Period {
         let first_of = |year: i32, month: Month| Date::from_calendar_date(year, month, 1).ok();
         let (from, until) = match self {
             Self::All => (None, None),
-            Self::Year(year) => (
-                first_of(year, Month::January),
-                first_of(year + 1, Month::January),
-            ),
+            Self::Year(year) => (first_of(year, Month::January), first_of(year + 1, Month::January)),
             Self::Month(year, month) => {
-                let next_year = if month == Month::December {
-                    year + 1
-                } else {
-                    year
-                };
+                let next_year = if month == Month::December { year + 1 } else { year };
                 (first_of(year, month), first_of(next_year, month.next()))
             }
             Self::Day(date) => (Some(date), date.next_day()),
@@ -185,14 +179,8 @@ mod tests {
     #[test]
     fn periods_cover_whole_days_in_utc() {
         assert_eq!(period(""), Period::All);
-        assert_eq!(
-            period("year=2026").range().from,
-            Some(datetime!(2026-01-01 0:00 UTC))
-        );
-        assert_eq!(
-            period("year=2026").range().until,
-            Some(datetime!(2027-01-01 0:00 UTC))
-        );
+        assert_eq!(period("year=2026").range().from, Some(datetime!(2026-01-01 0:00 UTC)));
+        assert_eq!(period("year=2026").range().until, Some(datetime!(2027-01-01 0:00 UTC)));
         let december = period("year=2026&month=12").range();
         assert_eq!(december.from, Some(datetime!(2026-12-01 0:00 UTC)));
         assert_eq!(december.until, Some(datetime!(2027-01-01 0:00 UTC)));
@@ -202,10 +190,7 @@ mod tests {
 
     #[test]
     fn impossible_dates_stop_at_the_last_good_part() {
-        assert_eq!(
-            period("year=2026&month=2&day=30"),
-            Period::Month(2026, Month::February)
-        );
+        assert_eq!(period("year=2026&month=2&day=30"), Period::Month(2026, Month::February));
         assert_eq!(period("year=2026&month=13"), Period::Year(2026));
         assert_eq!(period("year=abc&month=1"), Period::All);
     }

@@ -168,11 +168,7 @@ impl<S: SortKey> Listing<S> {
 }
 
 fn value_of<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .filter(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .last()
+    params.iter().filter(|(n, _)| *n == name).map(|(_, v)| v).last()
 }
 
 /// A yes/no filter value (`yes`, `no`).

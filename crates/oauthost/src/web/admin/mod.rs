@@ -41,32 +41,17 @@ pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/admin/", get(index))
         .route("/admin/scopes/", get(scopes::list).post(scopes::bulk))
-        .route(
-            "/admin/scopes/add/",
-            get(scopes::add_form).post(scopes::add),
-        )
+        .route("/admin/scopes/add/", get(scopes::add_form).post(scopes::add))
         .route("/admin/scopes/delete/", post(scopes::delete))
-        .route(
-            "/admin/scopes/{id}/",
-            get(scopes::edit_form).post(scopes::edit),
-        )
+        .route("/admin/scopes/{id}/", get(scopes::edit_form).post(scopes::edit))
         .route("/admin/clients/", get(clients::list))
-        .route(
-            "/admin/clients/add/",
-            get(clients::add_form).post(clients::add),
-        )
-        .route(
-            "/admin/clients/{id}/",
-            get(clients::edit_form).post(clients::edit),
-        )
+        .route("/admin/clients/add/", get(clients::add_form).post(clients::add))
+        .route("/admin/clients/{id}/", get(clients::edit_form).post(clients::edit))
         .route(
             "/admin/clients/{id}/delete/",
             get(clients::confirm_delete).post(clients::delete),
         )
-        .route(
-            "/admin/clients/{id}/redirects/",
-            post(clients::add_redirect),
-        )
+        .route("/admin/clients/{id}/redirects/", post(clients::add_redirect))
         .route(
             "/admin/clients/{id}/redirects/{endpoint}/delete/",
             post(clients::remove_redirect),
@@ -74,16 +59,10 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/admin/clients/{id}/secret/", post(clients::new_secret))
         .route("/admin/clients/{id}/token/", post(clients::issue_token))
         .route("/admin/tokens/", get(tokens::list).post(tokens::revoke))
-        .route(
-            "/admin/codes/",
-            get(tokens::codes).post(tokens::revoke_codes),
-        )
+        .route("/admin/codes/", get(tokens::codes).post(tokens::revoke_codes))
         .route("/admin/users/", get(users::list))
         .route("/admin/users/add/", get(users::add_form).post(users::add))
-        .route(
-            "/admin/users/{id}/",
-            get(users::edit_form).post(users::edit),
-        )
+        .route("/admin/users/{id}/", get(users::edit_form).post(users::edit))
 }
 
 /// A request from a logged-in, active staff user, with the session it came with.
@@ -117,7 +96,8 @@ impl FromRequestParts<WebState> for Staff {
                     .extensions
                     .get::<OriginalUri>()
                     .map_or_else(|| state.path("/admin/"), |uri| uri.0.to_string());
-                let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+                let next: String =
+                    url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
                 Err(found(&format!("{}?next={next}", state.path("/login/"))))
             }
         }

@@ -98,8 +98,7 @@ pub(crate) async fn bulk(
     match text(&params, "action") {
         action @ ("enable" | "disable") => {
             let enabled = action == "enable";
-            let changed =
-                try_or_fail!(staff, &state, store.set_scopes_enabled(&ids, enabled).await);
+            let changed = try_or_fail!(staff, &state, store.set_scopes_enabled(&ids, enabled).await);
             staff.success(format!("{changed} scope(s) {action}d."));
             staff.redirect(&state, &back).await
         }
@@ -138,11 +137,7 @@ pub(crate) async fn delete(
         Err(response) => return staff.respond(&state, response).await,
     };
     let ids = posted_ids(&params, "ids");
-    let deleted = try_or_fail!(
-        staff,
-        &state,
-        state.server.store().delete_scopes(&ids).await
-    );
+    let deleted = try_or_fail!(staff, &state, state.server.store().delete_scopes(&ids).await);
     staff.success(format!("{deleted} scope(s) deleted."));
     staff.redirect(&state, "scopes/").await
 }
@@ -182,11 +177,7 @@ impl ScopeForm {
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
         };
-        let title = if id.is_some() {
-            "Edit scope"
-        } else {
-            "Add scope"
-        };
+        let title = if id.is_some() { "Edit scope" } else { "Add scope" };
         staff.page(
             state,
             status,
@@ -232,23 +223,14 @@ pub(crate) async fn add(
     let mut errors = FieldErrors::default();
     if let Some((identifier, title)) = form.validate(&mut errors) {
         let store = state.server.store();
-        match toolbox::add_scope(
-            store.as_ref(),
-            identifier.as_str(),
-            Some(&title),
-            form.enabled,
-        )
-        .await
+        match toolbox::add_scope(store.as_ref(), identifier.as_str(), Some(&title), form.enabled)
+            .await
         {
             Ok(scope) => {
                 staff.success(format!("Scope \"{}\" added.", scope.title));
                 return staff.redirect(&state, "scopes/").await;
             }
-            Err(error) => try_or_fail!(
-                staff,
-                &state,
-                errors.taken(error, &[("scope", "identifier")])
-            ),
+            Err(error) => try_or_fail!(staff, &state, errors.taken(error, &[("scope", "identifier")])),
         }
     }
     let response = form.page(&state, &mut staff, None, &errors);

@@ -37,13 +37,9 @@ fn status_name(status: TokenStatus) -> &'static str {
 }
 
 fn status_named(name: &str) -> Option<TokenStatus> {
-    [
-        TokenStatus::Active,
-        TokenStatus::Expired,
-        TokenStatus::Revoked,
-    ]
-    .into_iter()
-    .find(|s| status_name(*s) == name)
+    [TokenStatus::Active, TokenStatus::Expired, TokenStatus::Revoked]
+        .into_iter()
+        .find(|s| status_name(*s) == name)
 }
 
 /// Tokens as the templates show them.
@@ -151,12 +147,8 @@ pub(crate) async fn list(
             .await
     );
     let clients = try_or_fail!(staff, &state, client_choices(&state).await);
-    let statuses = [
-        TokenStatus::Active,
-        TokenStatus::Expired,
-        TokenStatus::Revoked,
-    ]
-    .map(|s| (status_name(s).to_owned(), status_name(s).to_owned()));
+    let statuses = [TokenStatus::Active, TokenStatus::Expired, TokenStatus::Revoked]
+        .map(|s| (status_name(s).to_owned(), status_name(s).to_owned()));
     let types = [
         ("refresh".to_owned(), "With a refresh token".to_owned()),
         ("access".to_owned(), "Access token only".to_owned()),
@@ -213,11 +205,7 @@ pub(crate) async fn revoke(
     if ids.is_empty() {
         staff.failure("Select one or more tokens first.");
     } else {
-        let revoked = try_or_fail!(
-            staff,
-            &state,
-            state.server.store().revoke_tokens(&ids).await
-        );
+        let revoked = try_or_fail!(staff, &state, state.server.store().revoke_tokens(&ids).await);
         tracing::info!(count = revoked, by = %staff.user.username, "tokens revoked from the admin site");
         staff.success(format!("{revoked} token(s) revoked."));
     }
@@ -293,9 +281,7 @@ pub(crate) async fn revoke_codes(
         staff.failure("Select one or more codes first.");
     } else {
         let revoked = try_or_fail!(staff, &state, state.server.store().revoke_codes(&ids).await);
-        staff.success(format!(
-            "{revoked} code(s) revoked, with any tokens issued for them."
-        ));
+        staff.success(format!("{revoked} code(s) revoked, with any tokens issued for them."));
     }
     staff.redirect(&state, &back).await
 }

@@ -102,11 +102,7 @@ fn user_page(
         state,
         status,
         "admin/user_form",
-        if id.is_some() {
-            "Edit user"
-        } else {
-            "Add user"
-        },
+        if id.is_some() { "Edit user" } else { "Add user" },
         context! {
             section => "users",
             id => id,
@@ -185,11 +181,7 @@ pub(crate) async fn add(
                 staff.success(format!("User \"{}\" added.", user.username));
                 return staff.redirect(&state, "users/").await;
             }
-            Err(error) => try_or_fail!(
-                staff,
-                &state,
-                errors.taken(error, &[("username", "username")])
-            ),
+            Err(error) => try_or_fail!(staff, &state, errors.taken(error, &[("username", "username")])),
         }
     }
     let response = user_page(&state, &mut staff, None, &form, &errors);
@@ -247,7 +239,8 @@ pub(crate) async fn edit(
     if errors.is_empty() {
         let hash = match password {
             Some(password) => {
-                let hashed = tokio::task::spawn_blocking(move || password::hash(&password)).await;
+                let hashed =
+                    tokio::task::spawn_blocking(move || password::hash(&password)).await;
                 match hashed {
                     Ok(Ok(hash)) => Some(hash),
                     Ok(Err(error)) => return staff.failed(&state, error).await,
