@@ -44,12 +44,73 @@ pub fn default_hashing_limit() -> usize {
 
 /// Checks passwords against oauthost's own user table (argon2id).
 ///
-/// Hashing runs on blocking threads, at most `limit` at once, so that a burst of logins
-/// cannot starve the async runtime or exhaust memory (19 MiB per hash).
+/// Hashing runs on `limit` threads of its own, so that a burst of logins can neither
+/// starve the async runtime nor exhaust memory (19 MiB per hash).
 #[derive(Debug, Clone)]
 pub struct StoreAuthenticator {
     store: DynStore,
     permits: Arc<Semaphore>,
+    hashers: Hashers,
+}
+
+/// A password check waiting for a hashing thread.
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads that compute password hashes, each reusing its memory.
+///
+/// argon2id takes 19 MiB for each hash. On tokio's blocking pool, hashes would run on
+/// whichever of its many threads is free, and the allocator keeps freed memory per thread
+/// (an arena each): peak memory grew to hundreds of MB under a stream of logins. A few
+/// long-lived threads keep it at `limit` times 19 MiB. The threads end with the last clone.
+#[derive(Clone)]
+struct Hashers {
+    jobs: std::sync::mpsc::Sender<HashJob>,
+}
+
+impl std::fmt::Debug for Hashers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hashers")
+    }
+}
+
+impl Hashers {
+    fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for index in 0..threads {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("oauthost-hash-{index}"))
+                .spawn(move || loop {
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
+        }
+        Self { jobs }
+    }
+
+    /// Runs `work` on a hashing thread and waits for its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .map_err(|_| AuthError::Closed)?;
+        result.await.map_err(|_| AuthError::Closed)
+    }
 }
 
 impl StoreAuthenticator {
@@ -58,6 +119,7 @@ impl StoreAuthenticator {
         Self {
             store,
             permits: Arc::new(Semaphore::new(limit.max(1))),
+            hashers: Hashers::new(limit.max(1)),
         }
     }
 }
@@ -76,14 +138,16 @@ impl Authenticator for StoreAuthenticator {
             .await
             .map_err(|_| AuthError::Closed)?;
         let password = password.to_owned();
-        let (user, matches) = tokio::task::spawn_blocking(move || match found {
-            Some((user, Some(hash))) => {
-                let matches = password::verify(&password, &hash);
-                (Some(user), matches)
-            }
-            _ => (None, password::verify_nothing(&password)),
-        })
-        .await?;
+        let (user, matches) = self
+            .hashers
+            .run(move || match found {
+                Some((user, Some(hash))) => {
+                    let matches = password::verify(&password, &hash);
+                    (Some(user), matches)
+                }
+                _ => (None, password::verify_nothing(&password)),
+            })
+            .await?;
         Ok(user.filter(|user| matches && user.is_active))
     }
 }

@@ -70,7 +70,10 @@ fn listings(db: &TestDatabase) -> String {
 }
 
 async fn migrate_says_what_it_applied_and_is_idempotent(db: &TestDatabase) {
-    assert_eq!(ok(db, &["migrate"]), "Applied migration 1: initial\n");
+    assert_eq!(
+        ok(db, &["migrate"]),
+        "Applied migration 1: initial\nApplied migration 2: change notifications\n"
+    );
     assert_eq!(
         ok(db, &["migrate"]),
         "No migrations to apply: the database schema is up to date.\n"

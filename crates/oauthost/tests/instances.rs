@@ -92,6 +92,10 @@ async fn three_instances_share_sessions_codes_and_revocations() {
                 "serve",
                 "--bind",
                 "127.0.0.1:0",
+                // The cache of validated tokens, with a time-to-live longer than the test:
+                // only the change notifications can make a revocation seen at once.
+                "--token-cache-ttl",
+                "600",
             ],
             &[],
         )
@@ -163,6 +167,9 @@ async fn three_instances_share_sessions_codes_and_revocations() {
         introspect(a.base_url()).await,
         "the token, checked on the first"
     );
+    // Checked on the third too, so that its cache holds the token.
+    assert!(introspect(c.base_url()).await);
+    assert!(introspect(c.base_url()).await);
 
     // Revoke on the second; refused on the third at once.
     let revoked = http

@@ -12,7 +12,8 @@
 //!   serve [--bind ADDR] [--no-migrate] [--tls-cert FILE --tls-key FILE]
 //!         [--trust-forwarded-proto] [--issuer URL] [--mount-path PATH]
 //!         [--no-implicit-grant] [--no-password-grant] [--no-pkce-plain]
-//!         [--no-query-tokens] [--purge-every SECS] [--template NAME=FILE]...
+//!         [--no-query-tokens] [--purge-every SECS] [--token-cache-ttl SECS]
+//!         [--template NAME=FILE]...
 //!   user create USERNAME (--password P | --password-stdin) [--staff]
 //!   user list
 //!   scope add IDENTIFIER [--title T] [--disabled]

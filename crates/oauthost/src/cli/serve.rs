@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// (0, the default: never; run `purge` from cron instead).
     #[arg(long, default_value_t = 0)]
     pub purge_every: u64,
+    /// Keep validated access tokens in memory this many seconds, so that checking one again
+    /// costs no database query (0, the default: no cache). Revocation clears an entry at
+    /// once, on every instance (PostgreSQL: LISTEN/NOTIFY); this bounds staleness only for
+    /// changes the server cannot see, such as another process writing a SQLite file.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub token_cache_ttl: u64,
     /// Replace a page template: NAME=FILE, NAME one of login, logout, authorize,
     /// authorize_error, authorize_proceed, forbidden, restricted (also
     /// `OAUTHOST_TEMPLATE_<NAME>=FILE`).
@@ -75,6 +81,7 @@ impl ServeArgs {
             query_tokens: !self.no_query_tokens,
             issuer: self.issuer.clone(),
             mount_path: self.mount_path.trim_end_matches('/').to_owned(),
+            token_cache_ttl: std::time::Duration::from_secs(self.token_cache_ttl),
             ..Settings::default()
         }
     }
@@ -196,6 +203,24 @@ pub(super) async fn serve(
         .settings(args.settings(global))
         .templates(templates)
         .build();
+    if args.purge_every > 0 {
+        let purger = server.clone();
+        let every = std::time::Duration::from_secs(args.purge_every);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                match purger
+                    .purge(1000, std::time::Duration::from_millis(10))
+                    .await
+                {
+                    Ok(report) => tracing::info!(?report, "purged"),
+                    Err(error) => tracing::warn!(%error, "purge failed"),
+                }
+            }
+        });
+    }
     let routes = application
         .routes(&server, &global.database_url)
         .await

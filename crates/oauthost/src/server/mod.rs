@@ -6,6 +6,7 @@
 //! responses.
 
 mod authorize;
+mod cache;
 mod client_auth;
 mod grants;
 mod login;
@@ -102,6 +103,13 @@ pub struct Settings {
     /// Bearer tokens are accepted in the `access_token` query parameter (RFC 6750 §2.3; the
     /// seed's third way). On by default, as in the seed.
     pub query_tokens: bool,
+    /// How long a validated access token is kept in memory, so that checking it again
+    /// costs no database query (zero, the default: no cache). Revocation, rotation and
+    /// deletion of the token, and any change of a user or client, drop entries at once
+    /// (on PostgreSQL through `LISTEN`/`NOTIFY`, across instances); this is the bound on
+    /// staleness should a change go unseen, such as a write to a SQLite file by another
+    /// process. See [`crate::store::changes`].
+    pub token_cache_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -121,6 +129,7 @@ impl Default for Settings {
             issuer: None,
             mount_path: String::new(),
             query_tokens: true,
+            token_cache_ttl: Duration::ZERO,
         }
     }
 }
@@ -131,6 +140,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     settings: Settings,
     templates: Templates,
+    token_cache: Option<Arc<cache::TokenCache>>,
 }
 
 /// A configured authorization server. Cheap to clone.
@@ -257,8 +267,13 @@ impl OauthostBuilder {
                 default_hashing_limit(),
             ))
         });
+        let token_cache = (!self.settings.token_cache_ttl.is_zero())
+            .then(|| self.store.change_feed())
+            .flatten()
+            .map(|feed| cache::TokenCache::new(self.settings.token_cache_ttl, feed));
         Oauthost {
             inner: Arc::new(Inner {
+                token_cache,
                 store: self.store,
                 authenticator,
                 clock: self.clock,

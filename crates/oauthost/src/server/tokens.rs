@@ -1,11 +1,13 @@
 //! Issuing, checking, revoking and introspecting tokens.
 
+use std::time::Instant;
+
 use oauthost_core::{
     client::GrantType,
     error::OAuthError,
     params::Params,
     scope::ScopeList,
-    secret::{random_identifier, Secret},
+    secret::{random_identifier, Secret, SecretHash},
 };
 use serde::Serialize;
 
@@ -193,11 +195,27 @@ impl Oauthost {
     /// The access token `value`, if it is active: known, not revoked, not expired, and its
     /// user (if any) still active. One database query.
     pub async fn check_access_token(&self, value: &str) -> ServerResult<Option<TokenInfo>> {
-        let details = self
-            .store()
-            .find_token_details(&Secret::new(value).hash(), false)
-            .await?;
+        let details = self.access_token_details(&SecretHash::of(value)).await?;
         Ok(details.and_then(|details| self.if_active(details, true)))
+    }
+
+    /// The token whose access token hashes to `hash`, from the cache of validated tokens
+    /// when it is on and has it, else from the store (one query), keeping it when active.
+    async fn access_token_details(&self, hash: &SecretHash) -> ServerResult<Option<TokenDetails>> {
+        let Some(cache) = &self.inner.token_cache else {
+            return Ok(self.store().find_token_details(hash, false).await?);
+        };
+        let generation = match cache.get(hash, Instant::now()) {
+            Ok(details) => return Ok(Some(details)),
+            Err(generation) => generation,
+        };
+        let details = self.store().find_token_details(hash, false).await?;
+        if let Some(found) = &details {
+            if !found.token.revoked && found.user_active {
+                cache.insert(*hash, found.clone(), generation, Instant::now());
+            }
+        }
+        Ok(details)
     }
 
     /// The token as a resource server sees it, unless revoked, expired (when
@@ -221,10 +239,15 @@ impl Oauthost {
         value: &str,
         hint: Option<&str>,
     ) -> ServerResult<Option<(TokenDetails, bool)>> {
-        let hash = Secret::new(value).hash();
+        let hash = SecretHash::of(value);
         let refresh_first = hint == Some("refresh_token");
         for by_refresh in [refresh_first, !refresh_first] {
-            if let Some(details) = self.store().find_token_details(&hash, by_refresh).await? {
+            let details = if by_refresh {
+                self.store().find_token_details(&hash, true).await?
+            } else {
+                self.access_token_details(&hash).await?
+            };
+            if let Some(details) = details {
                 return Ok(Some((details, by_refresh)));
             }
         }

@@ -28,6 +28,7 @@
 
 pub mod admin;
 mod admin_sql;
+pub mod changes;
 mod error;
 mod model;
 mod postgres;
@@ -253,6 +254,11 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<Vec<MigrationInfo>>;
     /// The migrations this binary knows that the database has not applied yet.
     async fn pending_migrations(&self) -> StoreResult<Vec<MigrationInfo>>;
+    /// The feed of changes to tokens, users and clients, for caches of validated tokens
+    /// (see [`changes`]); `None` when this store cannot tell, and nothing may be cached.
+    fn change_feed(&self) -> Option<changes::ChangeFeed> {
+        None
+    }
 }
 
 /// A shareable store of either backend.

@@ -1,14 +1,31 @@
 //! The PostgreSQL backend: for deployments where several server instances share state.
 
-use std::{io, str::FromStr, time::Duration};
+use std::{
+    io,
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use sqlx::{
     migrate::Migrator,
-    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
+    postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions},
     Connection,
 };
 
-use super::{admin_sql::impl_admin_store, redact_url, sql::impl_store, StoreError, StoreResult};
+use super::{
+    admin_sql::impl_admin_store,
+    changes::{parse_notification, ChangeFeed},
+    redact_url,
+    sql::impl_store,
+    StoreError, StoreResult,
+};
+
+/// The channel the triggers of migration 2 notify.
+const CHANNEL: &str = "oauthost_changes";
 
 /// How long to wait for the server to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,6 +36,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    changes: ChangeFeed,
+    listening: Arc<AtomicBool>,
 }
 
 impl PostgresStore {
@@ -49,13 +68,53 @@ impl PostgresStore {
             .max_connections(16)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: ChangeFeed::new(false),
+            listening: Arc::default(),
+        })
+    }
+
+    /// The feed of changes, told by the database's triggers to a connection that listens
+    /// from the first call on (it needs a tokio runtime; without one the feed never goes
+    /// live). The feed is live while that connection is.
+    fn feed(&self) -> ChangeFeed {
+        if !self.listening.swap(true, Ordering::SeqCst) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(listen(self.pool.clone(), self.changes.clone()));
+            }
+        }
+        self.changes.clone()
     }
 
     /// The connection pool, for an application that keeps tables of its own in the same
     /// database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// Listens for the triggers' notifications and publishes them, reconnecting after a
+/// failure; the feed is not live while disconnected.
+async fn listen(pool: PgPool, feed: ChangeFeed) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => {
+                    feed.set_live(true);
+                    while let Ok(Some(notification)) = listener.try_recv().await {
+                        feed.publish(parse_notification(notification.payload()));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot listen for token changes"),
+            },
+            Err(error) => tracing::warn!(%error, "cannot connect to listen for token changes"),
+        }
+        feed.set_live(false);
+        if pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

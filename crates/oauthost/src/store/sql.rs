@@ -696,6 +696,10 @@ macro_rules! impl_store {
                     $backend
                 }
 
+                fn change_feed(&self) -> Option<$crate::store::changes::ChangeFeed> {
+                    Some(self.feed())
+                }
+
                 async fn ping(&self) -> StoreResult<()> {
                     sqlx::query("SELECT 1").execute(&self.pool).await?;
                     Ok(())

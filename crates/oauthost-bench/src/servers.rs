@@ -1,0 +1,150 @@
+//! The servers measured: the release `polls` binary as a child process, and the reference
+//! axum handler returning a constant string, in this process.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::BenchError;
+
+/// A running `polls --debug serve`.
+#[derive(Debug)]
+pub(crate) struct PollsServer {
+    child: Child,
+    pid: u32,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+impl PollsServer {
+    /// Starts `polls` on a free loopback port over `database_url`, with `extra` arguments
+    /// to `serve`, and waits until it listens. Its log goes to `log`.
+    pub(crate) async fn start(
+        polls: &Path,
+        database_url: &str,
+        extra: &[String],
+        log: &Path,
+    ) -> Result<Self, BenchError> {
+        let log_file = std::fs::File::create(log)?;
+        let mut child = Command::new(polls)
+            .args(["--database-url", database_url, "--debug", "serve"])
+            .args(["--bind", "127.0.0.1:0"])
+            .args(extra)
+            .env("OAUTHOST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| BenchError::Tool {
+                tool: "polls",
+                message: format!("{}: {source}", polls.display()),
+            })?;
+        let pid = child.id().ok_or_else(|| BenchError::Tool {
+            tool: "polls",
+            message: "exited at once".into(),
+        })?;
+        let stdout = child.stdout.take().ok_or_else(|| BenchError::Tool {
+            tool: "polls",
+            message: "no standard output".into(),
+        })?;
+        let mut lines = BufReader::new(stdout).lines();
+        let wait = async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let address = rest.split_whitespace().next().unwrap_or_default();
+                    return address.parse::<SocketAddr>().map_err(|_| BenchError::Tool {
+                        tool: "polls",
+                        message: format!("unreadable address in {line:?}"),
+                    });
+                }
+            }
+            Err(BenchError::Tool {
+                tool: "polls",
+                message: format!("stopped before listening; see {}", log.display()),
+            })
+        };
+        let address = tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+            .await
+            .map_err(|_| BenchError::Tool {
+                tool: "polls",
+                message: "not listening after 30 s".into(),
+            })??;
+        Ok(Self {
+            child,
+            pid,
+            address,
+        })
+    }
+
+    /// Forgets the peak memory so far, so that the next [`peak_rss_mb`](Self::peak_rss_mb)
+    /// tells the peak of what follows (Linux: `clear_refs` value 5). `false` when the
+    /// kernel refused, and the peak stays that of the whole run.
+    pub(crate) fn reset_peak(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
+    }
+
+    /// The peak resident memory (`VmHWM`), in MB.
+    pub(crate) fn peak_rss_mb(&self) -> f64 {
+        proc_status_kb(self.pid, "VmHWM:").map_or(f64::NAN, |kb| kb as f64 / 1024.0)
+    }
+
+    /// Stops the server.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A field of `/proc/PID/status`, in kB.
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|line| line.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Starts the reference: an axum handler answering `GET /` with a constant string, on the
+/// same runtime shape as `serve` (tokio's multi-threaded runtime, one worker per core).
+pub(crate) async fn start_reference() -> Result<SocketAddr, BenchError> {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(address)
+}
+
+/// The release `polls` binary: `path` if given, else `target/release/polls` under the
+/// workspace.
+pub(crate) fn polls_binary(path: Option<PathBuf>) -> Result<PathBuf, BenchError> {
+    let path = path.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/release/polls")
+            .components()
+            .collect()
+    });
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(BenchError::Tool {
+            tool: "polls",
+            message: format!(
+                "{} not found: build it first with `cargo build --release -p polls`",
+                path.display()
+            ),
+        })
+    }
+}

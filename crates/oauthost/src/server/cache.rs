@@ -1,0 +1,236 @@
+//! A cache of validated access tokens, so that the bearer check of a token seen recently
+//! costs no database round trip.
+//!
+//! Only tokens found active are kept, keyed by the hash of the access token, with what the
+//! check read (token, client identifier, user). Expiry is checked again on every hit. An
+//! entry is dropped at once when the store's [`ChangeFeed`] reports a change to its token,
+//! and every entry when a user or client changes; while the feed is not live (PostgreSQL's
+//! listening connection is down) nothing is answered from memory. The time-to-live bounds
+//! how stale an entry can be should a change go unseen (a write by another process to a
+//! SQLite file); see the deployment guide.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use oauthost_core::secret::SecretHash;
+
+use crate::store::{
+    changes::{Change, ChangeFeed, ChangeListener},
+    TokenDetails,
+};
+
+/// Entries kept at most; a full cache is emptied and fills again.
+const DEFAULT_CAPACITY: usize = 100_000;
+
+/// The cache; see the module's documentation.
+pub(crate) struct TokenCache {
+    ttl: Duration,
+    capacity: usize,
+    feed: ChangeFeed,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bumped by every change: a lookup that began before a change may not store its
+    /// result, which it may have read before the change was committed.
+    generation: u64,
+    entries: HashMap<SecretHash, (TokenDetails, Instant)>,
+    hashes: HashMap<i64, SecretHash>,
+}
+
+impl TokenCache {
+    /// A cache whose entries live at most `ttl`, told of changes by `feed`.
+    pub(crate) fn new(ttl: Duration, feed: ChangeFeed) -> Arc<Self> {
+        Self::with_capacity(ttl, feed, DEFAULT_CAPACITY)
+    }
+
+    fn with_capacity(ttl: Duration, feed: ChangeFeed, capacity: usize) -> Arc<Self> {
+        let cache = Arc::new(Self {
+            ttl,
+            capacity,
+            feed: feed.clone(),
+            state: Mutex::default(),
+        });
+        let listener: Arc<dyn ChangeListener> = cache.clone();
+        feed.subscribe(Arc::downgrade(&listener));
+        cache
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves nothing half-done that matters: an entry
+        // is either there or not.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached details of the token hashing to `hash`, or the generation to hand to
+    /// [`insert`](Self::insert) after reading the token from the store.
+    pub(crate) fn get(&self, hash: &SecretHash, now: Instant) -> Result<TokenDetails, u64> {
+        let mut state = self.state();
+        if !self.feed.is_live() {
+            return Err(state.generation);
+        }
+        match state.entries.get(hash) {
+            Some((details, stored)) if now.duration_since(*stored) < self.ttl => {
+                Ok(details.clone())
+            }
+            Some((details, _)) => {
+                let id = details.token.id;
+                state.entries.remove(hash);
+                state.hashes.remove(&id);
+                Err(state.generation)
+            }
+            None => Err(state.generation),
+        }
+    }
+
+    /// Keeps `details`, read from the store after [`get`](Self::get) gave `generation`,
+    /// unless something changed since.
+    pub(crate) fn insert(
+        &self,
+        hash: SecretHash,
+        details: TokenDetails,
+        generation: u64,
+        now: Instant,
+    ) {
+        let mut state = self.state();
+        if state.generation != generation || !self.feed.is_live() {
+            return;
+        }
+        if state.entries.len() >= self.capacity {
+            state.entries.clear();
+            state.hashes.clear();
+        }
+        state.hashes.insert(details.token.id, hash);
+        state.entries.insert(hash, (details, now));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.state().entries.len()
+    }
+}
+
+impl ChangeListener for TokenCache {
+    fn changed(&self, change: Change) {
+        let mut state = self.state();
+        state.generation = state.generation.wrapping_add(1);
+        match change {
+            Change::Token(id) => {
+                if let Some(hash) = state.hashes.remove(&id) {
+                    state.entries.remove(&hash);
+                }
+            }
+            Change::Everything => {
+                state.entries.clear();
+                state.hashes.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oauthost_core::scope::ScopeList;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::store::Token;
+
+    fn details(id: i64) -> TokenDetails {
+        TokenDetails {
+            token: Token {
+                id,
+                access_token_hash: SecretHash::of(&id.to_string()),
+                refresh_token_hash: None,
+                user_id: Some(1),
+                client_id: 1,
+                code_id: None,
+                scopes: ScopeList::default(),
+                issued_at: OffsetDateTime::UNIX_EPOCH,
+                expires_at: OffsetDateTime::UNIX_EPOCH,
+                revoked: false,
+                refresh_family: None,
+                refresh_rotated: false,
+            },
+            client_identifier: "c".into(),
+            username: Some("alice".into()),
+            user_active: true,
+        }
+    }
+
+    fn cached(cache: &TokenCache, id: i64, now: Instant) {
+        let hash = SecretHash::of(&id.to_string());
+        let generation = cache.get(&hash, now).unwrap_err();
+        cache.insert(hash, details(id), generation, now);
+        assert!(cache.get(&hash, now).is_ok());
+    }
+
+    #[test]
+    fn a_token_change_drops_that_token_only() {
+        let feed = ChangeFeed::new(true);
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone());
+        let now = Instant::now();
+        cached(&cache, 1, now);
+        cached(&cache, 2, now);
+        feed.publish(Change::Token(1));
+        assert!(cache.get(&SecretHash::of("1"), now).is_err());
+        assert!(cache.get(&SecretHash::of("2"), now).is_ok());
+        feed.publish(Change::Everything);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn a_lookup_that_began_before_a_change_stores_nothing() {
+        let feed = ChangeFeed::new(true);
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone());
+        let now = Instant::now();
+        let hash = SecretHash::of("1");
+        let generation = cache.get(&hash, now).unwrap_err();
+        // The token is revoked while its row is being read.
+        feed.publish(Change::Token(1));
+        cache.insert(hash, details(1), generation, now);
+        assert!(cache.get(&hash, now).is_err());
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = TokenCache::new(Duration::from_secs(5), ChangeFeed::new(true));
+        let now = Instant::now();
+        cached(&cache, 1, now);
+        assert!(cache
+            .get(&SecretHash::of("1"), now + Duration::from_secs(4))
+            .is_ok());
+        assert!(cache
+            .get(&SecretHash::of("1"), now + Duration::from_secs(5))
+            .is_err());
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn nothing_is_answered_while_the_feed_is_down() {
+        let feed = ChangeFeed::new(true);
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone());
+        let now = Instant::now();
+        cached(&cache, 1, now);
+        feed.set_live(false);
+        assert!(cache.get(&SecretHash::of("1"), now).is_err());
+        feed.set_live(true);
+        assert!(cache.get(&SecretHash::of("1"), now).is_err(), "emptied");
+    }
+
+    #[test]
+    fn a_full_cache_starts_again() {
+        let cache = TokenCache::with_capacity(Duration::from_secs(60), ChangeFeed::new(true), 2);
+        let now = Instant::now();
+        cached(&cache, 1, now);
+        cached(&cache, 2, now);
+        cached(&cache, 3, now);
+        assert_eq!(cache.len(), 1);
+    }
+}
