@@ -6,12 +6,15 @@
 use oauthost::{
     server::Settings,
     store::{
-        admin::{ClientFilter, ClientSort, PageRequest, SortKey},
-        NewToken,
+        admin::{ClientChanges, ClientFilter, ClientSort, PageRequest, SortKey},
+        NewToken, StoreError,
     },
     toolbox::{self, ClientRegistration},
 };
-use oauthost_core::secret::Secret;
+use oauthost_core::{
+    client::{ClientType, GrantType, GrantTypes},
+    secret::Secret,
+};
 use oauthost_testkit::{backend_tests, csrf_token, flows, TestDatabase, TestServer};
 use reqwest::{Client, StatusCode};
 
@@ -841,6 +844,423 @@ async fn users_follow_the_command_line_rules(db: &TestDatabase) {
     assert!(page.find("/\">carol</a>").unwrap() < page.find("/\">admin</a>").unwrap());
 }
 
+async fn every_action_needs_staff_and_the_csrf_token(db: &TestDatabase) {
+    let (server, admin) = admin_session(db).await;
+    flows::user(server.store(), "bob", PASSWORD).await;
+    toolbox::add_scope(&**server.store(), "polls:index", None, true)
+        .await
+        .unwrap();
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("App", "admin")
+            .public(false)
+            .redirect_uri("https://client.example/cb"),
+    )
+    .await;
+    let id = registered.client.id;
+    let issued = server
+        .server
+        .issue_token_manually(&registered.client, None, "polls:index".parse().unwrap())
+        .await
+        .unwrap();
+    let scope_id = server.store().list_scopes().await.unwrap()[0]
+        .id
+        .to_string();
+    let endpoint = server.store().redirect_endpoints(id).await.unwrap()[0].id;
+    let actions: Vec<(String, Vec<(&str, String)>)> = vec![
+        (
+            "/admin/scopes/".into(),
+            vec![("ids", scope_id.clone()), ("action", "disable".into())],
+        ),
+        (
+            "/admin/scopes/delete/".into(),
+            vec![("ids", scope_id.clone())],
+        ),
+        (
+            format!("/admin/scopes/{scope_id}/"),
+            vec![("identifier", "x".into()), ("title", "X".into())],
+        ),
+        (
+            "/admin/clients/add/".into(),
+            vec![
+                ("title", "Other".into()),
+                ("client_type", "public".into()),
+                ("token_lifetime", "60".into()),
+                ("grant_types", "authorization_code".into()),
+            ],
+        ),
+        (
+            format!("/admin/clients/{id}/"),
+            vec![
+                ("title", "Renamed".into()),
+                ("identifier", "renamed".into()),
+                ("client_type", "confidential".into()),
+                ("token_lifetime", "60".into()),
+                ("grant_types", "authorization_code".into()),
+            ],
+        ),
+        (
+            format!("/admin/clients/{id}/redirects/"),
+            vec![("uri", "https://client.example/new".into())],
+        ),
+        (
+            format!("/admin/clients/{id}/redirects/{endpoint}/delete/"),
+            vec![],
+        ),
+        (format!("/admin/clients/{id}/secret/"), vec![]),
+        (
+            format!("/admin/clients/{id}/token/"),
+            vec![("scope", "polls:index".into())],
+        ),
+        (
+            "/admin/tokens/".into(),
+            vec![("ids", issued_id(&server, &issued.access_token).await)],
+        ),
+        ("/admin/codes/".into(), vec![("ids", "1".into())]),
+        (
+            "/admin/users/add/".into(),
+            vec![
+                ("username", "eve".into()),
+                ("password", "pw".into()),
+                ("password2", "pw".into()),
+            ],
+        ),
+        (
+            format!("/admin/users/{}/", user_id(&server, "bob").await),
+            vec![("is_active", "on".into()), ("is_staff", "on".into())],
+        ),
+        (format!("/admin/clients/{id}/delete/"), vec![]),
+    ];
+    let bob = server.browser();
+    flows::log_in(&bob, &server, "bob", PASSWORD).await;
+    let bob_token = flows::login_csrf_token(&bob, &server).await;
+    let snapshot = || async {
+        let store = server.store();
+        (
+            store.list_scopes().await.unwrap(),
+            store.list_clients().await.unwrap(),
+            store.redirect_endpoints(id).await.unwrap(),
+            store.list_users().await.unwrap(),
+            server
+                .server
+                .check_access_token(issued.access_token.expose())
+                .await
+                .unwrap()
+                .is_some(),
+        )
+    };
+    let before = snapshot().await;
+    for (path, fields) in &actions {
+        // The staff session with a forged token, then bob's session with his own token.
+        for (browser, token, refused) in [
+            (&admin, "forged", StatusCode::FORBIDDEN),
+            (&admin, "", StatusCode::FORBIDDEN),
+            (&bob, bob_token.as_str(), StatusCode::FOUND),
+        ] {
+            let mut form: Vec<(&str, &str)> =
+                fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            form.push(("csrfmiddlewaretoken", token));
+            let response = browser
+                .post(server.url(path))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), refused, "{path} with {token:?}");
+            if refused == StatusCode::FOUND {
+                assert!(flows::location(&response).starts_with("/login/"), "{path}");
+            }
+        }
+    }
+    assert_eq!(snapshot().await, before, "nothing changed");
+}
+
+async fn issued_id(server: &TestServer, token: &Secret) -> String {
+    let info = server
+        .server
+        .check_access_token(token.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    info.token.id.to_string()
+}
+
+async fn user_id(server: &TestServer, username: &str) -> i64 {
+    server
+        .store()
+        .find_user(username)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn a_scope_that_restricts_a_client_alone_cannot_be_deleted(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    for scope in ["read", "admin:all"] {
+        toolbox::add_scope(&**server.store(), scope, None, true)
+            .await
+            .unwrap();
+    }
+    flows::client(
+        server.store(),
+        ClientRegistration::new("Reader", "admin").scopes(["read"]),
+    )
+    .await;
+    let read = server.store().list_scopes().await.unwrap();
+    let read = read
+        .iter()
+        .find(|s| s.identifier.as_str() == "read")
+        .unwrap()
+        .id
+        .to_string();
+    let response = post(
+        &browser,
+        &server,
+        "/admin/scopes/",
+        "/admin/scopes/",
+        &[("ids", &read), ("action", "delete")],
+    )
+    .await;
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("cannot be deleted: Reader would be left without any scope"),
+        "{page}"
+    );
+    assert!(!page.contains("Yes, delete"));
+    let response = post(
+        &browser,
+        &server,
+        "/admin/scopes/",
+        "/admin/scopes/delete/",
+        &[("ids", &read)],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        server.store().list_scopes().await.unwrap().len(),
+        2,
+        "nothing deleted"
+    );
+    let (_, page) = get(&browser, &server, "/admin/scopes/").await;
+    assert!(page.contains("Nothing deleted: deleting would leave Reader without any scope"));
+}
+
+async fn search_folds_case_alike_on_both_databases(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    flows::client(server.store(), ClientRegistration::new("Élan app", "admin")).await;
+    flows::client(
+        server.store(),
+        ClientRegistration::new("Polls 50% off", "admin"),
+    )
+    .await;
+    for (query, found) in [
+        ("%C3%89lan", true),
+        ("lan%20APP", true),
+        ("50%25", true),
+        ("5_%25", false),
+        ("%25off", false),
+    ] {
+        let (_, page) = get(&browser, &server, &format!("/admin/clients/?q={query}")).await;
+        assert_eq!(page.contains("1 result<"), found, "{query}");
+    }
+}
+
+async fn a_failed_client_update_changes_nothing(db: &TestDatabase) {
+    let (server, _) = admin_session(db).await;
+    toolbox::add_scope(&**server.store(), "read", None, true)
+        .await
+        .unwrap();
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("App", "admin")
+            .identifier("app")
+            .scopes(["read"]),
+    )
+    .await;
+    flows::client(
+        server.store(),
+        ClientRegistration::new("Taken", "admin").identifier("taken"),
+    )
+    .await;
+    let id = registered.client.id;
+    let mut changes = ClientChanges {
+        identifier: "renamed".into(),
+        title: "Renamed".into(),
+        client_type: ClientType::Public,
+        description: "changed".into(),
+        link: None,
+        token_lifetime: 60,
+        hash_sign_supported: false,
+        grant_types: GrantTypes::default(),
+        scope_ids: vec![i64::MAX],
+    };
+    // An unknown scope is found after the client row was updated and the restriction
+    // cleared: the transaction must undo both.
+    let error = server
+        .store()
+        .update_client(id, &changes)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::NotFound { what: "scope", .. }),
+        "{error}"
+    );
+    changes.scope_ids.clear();
+    changes.title = "Taken".into();
+    let error = server
+        .store()
+        .update_client(id, &changes)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Duplicate {
+                what: "client title",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let client = server
+        .store()
+        .find_client_by_key(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client, registered.client);
+    let scopes = server.store().client_scopes(id).await.unwrap();
+    assert_eq!(scopes.len(), 1, "the restriction is intact");
+}
+
+async fn issuing_a_token_explains_refusals_next_to_the_form(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    toolbox::add_scope(&**server.store(), "read", None, true)
+        .await
+        .unwrap();
+    let public = flows::client(
+        server.store(),
+        ClientRegistration::new("Mobile", "admin")
+            .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+            .scopes(["read"]),
+    )
+    .await;
+    let id = public.client.id;
+    let page = format!("/admin/clients/{id}/");
+    let action = format!("/admin/clients/{id}/token/");
+    for (fields, message) in [
+        (
+            vec![("username", "nobody"), ("scope", "read")],
+            "No active user is called",
+        ),
+        (
+            vec![("username", ""), ("scope", "read")],
+            "cannot hold a token of its own",
+        ),
+        (
+            vec![("username", "admin"), ("scope", "write")],
+            "Unknown or unavailable scope",
+        ),
+    ] {
+        let response = post(&browser, &server, &page, &action, &fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{fields:?}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("id=\"token-error\"") && html.contains(message),
+            "{fields:?}: {html}"
+        );
+        let username = fields[0].1;
+        assert!(html.contains(&format!(
+            "id=\"token-username\" name=\"username\" value=\"{username}\""
+        )));
+    }
+    // A user's token comes with its refresh token, both shown once.
+    let response = post(
+        &browser,
+        &server,
+        &page,
+        &action,
+        &[("username", "admin"), ("scope", "read")],
+    )
+    .await;
+    let html = response.text().await.unwrap();
+    let shown = |id: &str| {
+        html.split(&format!("id=\"{id}\">"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(str::to_owned)
+    };
+    let refresh = shown("shown-once-2").expect("the refresh token is shown");
+    let details = server
+        .store()
+        .find_token_details(&Secret::new(refresh).hash(), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(details.username.as_deref(), Some("admin"));
+    assert!(shown("shown-once").is_some());
+}
+
+async fn removing_a_redirect_uri_asks_first(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("App", "admin").redirect_uri("https://client.example/cb"),
+    )
+    .await;
+    let id = registered.client.id;
+    let endpoint = server.store().redirect_endpoints(id).await.unwrap()[0].id;
+    let path = format!("/admin/clients/{id}/redirects/{endpoint}/delete/");
+    let (status, page) = get(&browser, &server, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("client.example") && page.contains("Yes, remove"));
+    assert_eq!(server.store().redirect_uris(id).await.unwrap().len(), 1);
+    let response = post(&browser, &server, &path, &path, &[]).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(server.store().redirect_uris(id).await.unwrap().is_empty());
+}
+
+async fn a_client_made_confidential_gets_a_secret_shown_once(db: &TestDatabase) {
+    let (server, browser) = admin_session(db).await;
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("App", "admin").identifier("app"),
+    )
+    .await;
+    assert!(registered.client.secret_hash.is_none());
+    let path = format!("/admin/clients/{}/", registered.client.id);
+    let response = post(
+        &browser,
+        &server,
+        &path,
+        &path,
+        &[
+            ("title", "App"),
+            ("identifier", "app"),
+            ("client_type", "confidential"),
+            ("token_lifetime", "3600"),
+            ("grant_types", "client_credentials"),
+        ],
+    )
+    .await;
+    let html = response.text().await.unwrap();
+    let secret = html
+        .split("id=\"shown-once\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap();
+    let client = server.store().find_client("app").await.unwrap().unwrap();
+    assert_eq!(
+        client.secret_hash,
+        Some(Secret::new(secret.to_owned()).hash())
+    );
+}
+
 backend_tests!(
     only_staff_get_in,
     pages_carry_security_headers_and_refuse_plain_http,
@@ -851,4 +1271,11 @@ backend_tests!(
     a_client_page_manages_endpoints_secrets_and_tokens,
     tokens_are_filtered_paginated_and_drilled_down_by_date,
     users_follow_the_command_line_rules,
+    every_action_needs_staff_and_the_csrf_token,
+    a_scope_that_restricts_a_client_alone_cannot_be_deleted,
+    search_folds_case_alike_on_both_databases,
+    a_failed_client_update_changes_nothing,
+    issuing_a_token_explains_refusals_next_to_the_form,
+    removing_a_redirect_uri_asks_first,
+    a_client_made_confidential_gets_a_secret_shown_once,
 );

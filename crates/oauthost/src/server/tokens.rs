@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use oauthost_core::{
-    client::GrantType,
+    client::{ClientType, GrantType},
     error::OAuthError,
     params::Params,
     scope::ScopeList,
@@ -180,6 +180,12 @@ impl Oauthost {
         user_id: Option<i64>,
         scope: ScopeList,
     ) -> ServerResult<IssuedToken> {
+        if user_id.is_none() && client.client_type == ClientType::Public {
+            return Err(OAuthError::unauthorized_client(
+                "A public client cannot hold a token of its own: choose a user",
+            )
+            .into());
+        }
         let (available, restricted) = self.available_scopes(client).await?;
         let requested = (!scope.is_empty()).then_some(scope);
         let scope = oauthost_core::scope::grant(requested.as_ref(), &available, restricted)?;

@@ -368,8 +368,13 @@ pub trait AdminStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Enables or disables the scopes `ids`; returns how many exist.
     async fn set_scopes_enabled(&self, ids: &[i64], enabled: bool) -> StoreResult<u64>;
+    /// The titles of the clients restricted to scopes among `ids` only: deleting those
+    /// scopes would leave them unrestricted, that is allowed every scope.
+    async fn clients_restricted_to(&self, ids: &[i64]) -> StoreResult<Vec<String>>;
     /// Deletes the scopes `ids` (and their place in client restrictions); returns how many
-    /// were deleted.
+    /// were deleted. When a client is restricted to these scopes only, nothing is deleted
+    /// and the error, [`StoreError::Refused`](super::StoreError::Refused), names it: an
+    /// empty restriction would allow it every scope.
     async fn delete_scopes(&self, ids: &[i64]) -> StoreResult<u64>;
 
     /// A page of clients with their registrants.

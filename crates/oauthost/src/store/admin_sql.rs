@@ -15,12 +15,13 @@ use super::{
 /// Seconds in a day, for grouping issue times by day.
 pub(super) const DAY: i64 = 86_400;
 
-/// `search` as a case-insensitive `LIKE` pattern matching it anywhere, with `%`, `_` and
-/// `\` escaped (use with `ESCAPE '\'`).
+/// `search` as a `LIKE` pattern matching it anywhere, with `%`, `_` and `\` escaped (use
+/// with `ESCAPE '\'`). Case is folded by the database, on both sides, so that both backends
+/// agree on what matches: SQLite's `LOWER` folds ASCII letters only.
 pub(super) fn contains_pattern(search: &str) -> String {
     let mut pattern = String::with_capacity(search.len() + 2);
     pattern.push('%');
-    for c in search.to_lowercase().chars() {
+    for c in search.chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }
@@ -181,9 +182,9 @@ macro_rules! impl_admin_store {
                     if i > 0 {
                         query.push(" OR ");
                     }
-                    query.push(format_args!("LOWER({column}) LIKE "));
+                    query.push(format_args!("LOWER({column}) LIKE LOWER("));
                     query.push_bind(pattern.clone());
-                    query.push(" ESCAPE '\\'");
+                    query.push(") ESCAPE '\\'");
                 }
                 query.push(")");
             }
@@ -219,6 +220,26 @@ macro_rules! impl_admin_store {
                     list.push_bind(*id);
                 }
                 query.push(")");
+            }
+
+            /// The titles of the clients whose restriction lists scopes among `ids` only.
+            async fn restricted_to(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                ids: &[i64],
+            ) -> StoreResult<Vec<String>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = Query::new(
+                    "SELECT c.title FROM oauthost_clients c WHERE EXISTS \
+                     (SELECT 1 FROM oauthost_client_scopes cs WHERE cs.client_id = c.id) \
+                     AND NOT EXISTS (SELECT 1 FROM oauthost_client_scopes cs \
+                     WHERE cs.client_id = c.id",
+                );
+                push_in(&mut query, "AND NOT", "cs.scope_id", ids);
+                query.push(") ORDER BY c.title");
+                let rows: Vec<(String,)> = query.build_query_as().fetch_all(&mut *conn).await?;
+                Ok(rows.into_iter().map(|(title,)| title).collect())
             }
 
             fn scope_where(query: &mut Query<'_>, filter: &ScopeFilter) {
@@ -391,13 +412,30 @@ macro_rules! impl_admin_store {
                     Ok(query.build().execute(&self.pool).await?.rows_affected())
                 }
 
+                async fn clients_restricted_to(&self, ids: &[i64]) -> StoreResult<Vec<String>> {
+                    let mut conn = self.pool.acquire().await?;
+                    restricted_to(&mut conn, ids).await
+                }
+
                 async fn delete_scopes(&self, ids: &[i64]) -> StoreResult<u64> {
                     if ids.is_empty() {
                         return Ok(0);
                     }
+                    let mut tx = self.pool.begin().await?;
+                    let clients = restricted_to(&mut tx, ids).await?;
+                    if !clients.is_empty() {
+                        return Err(StoreError::Refused(format!(
+                            "deleting would leave {} without any scope, which would allow every \
+                             scope: change {} restriction first",
+                            clients.join(", "),
+                            if clients.len() == 1 { "its" } else { "their" },
+                        )));
+                    }
                     let mut query = Query::new("DELETE FROM oauthost_scopes WHERE 1 = 1");
                     push_in(&mut query, "AND", "id", ids);
-                    Ok(query.build().execute(&self.pool).await?.rows_affected())
+                    let deleted = query.build().execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    Ok(deleted)
                 }
 
                 async fn client_page(
@@ -780,7 +818,7 @@ mod tests {
 
     #[test]
     fn search_patterns_escape_wildcards() {
-        assert_eq!(contains_pattern("Poll"), "%poll%");
+        assert_eq!(contains_pattern("Poll"), "%Poll%");
         assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }

@@ -22,6 +22,9 @@ pub enum StoreError {
         /// The value looked for.
         value: String,
     },
+    /// A change that would break a rule the data keeps; nothing was written.
+    #[error("{0}")]
+    Refused(String),
     /// The database URL cannot be used.
     #[error("invalid database URL {url:?}: {reason}")]
     InvalidUrl {

@@ -101,6 +101,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/admin/client_delete.html"),
     ),
     (
+        "admin/redirect_delete",
+        include_str!("../../templates/admin/redirect_delete.html"),
+    ),
+    (
         "admin/shown_once",
         include_str!("../../templates/admin/shown_once.html"),
     ),

@@ -398,8 +398,7 @@ pub(crate) async fn add(
                             &mut staff,
                             &client,
                             "Client secret",
-                            "The client's secret",
-                            &secret,
+                            &[("The client's secret", &secret)],
                         );
                         staff.respond(&state, response).await
                     }
@@ -434,9 +433,12 @@ fn shown_once(
     staff: &mut Staff,
     client: &Client,
     title: &str,
-    what: &str,
-    secret: &Secret,
+    values: &[(&str, &Secret)],
 ) -> Response {
+    let values: Vec<Value> = values
+        .iter()
+        .map(|(what, secret)| context! { what => what, value => secret.expose() })
+        .collect();
     staff.page(
         state,
         StatusCode::OK,
@@ -445,17 +447,41 @@ fn shown_once(
         context! {
             section => "clients",
             client => context! { id => client.id, title => client.title, identifier => client.identifier },
-            what => what,
-            value => secret.expose(),
+            values => values,
         },
     )
 }
 
-/// What the client page shows besides the edit form: errors of the inline redirect form.
+/// One of the small forms of the client page (add a redirect URI, issue a token) as
+/// entered, with its error.
 #[derive(Default)]
-struct RedirectForm {
+struct InlineForm {
+    /// The text field (the URI, the username).
     value: String,
+    /// The ticked scopes (issuing a token).
+    scopes: Vec<String>,
     error: Option<String>,
+}
+
+impl InlineForm {
+    fn failed(value: impl Into<String>, scopes: Vec<String>, error: impl ToString) -> Self {
+        Self {
+            value: value.into(),
+            scopes,
+            error: Some(super::fields::sentence(&error.to_string())),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        context! { value => self.value, scopes => self.scopes, error => self.error }
+    }
+}
+
+/// The client page's small forms.
+#[derive(Default)]
+struct InlineForms {
+    redirect: InlineForm,
+    token: InlineForm,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -465,7 +491,7 @@ async fn client_page(
     client: &Client,
     form: &ClientForm,
     errors: &FieldErrors,
-    redirect: &RedirectForm,
+    forms: &InlineForms,
 ) -> Result<Response, StoreError> {
     let store = state.server.store();
     let all_scopes = every_scope(state).await?;
@@ -505,11 +531,12 @@ async fn client_page(
     } else {
         client_scopes.iter().filter(|s| s.enabled).collect()
     };
-    let status = if errors.is_empty() && redirect.error.is_none() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status =
+        if errors.is_empty() && forms.redirect.error.is_none() && forms.token.error.is_none() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
     Ok(staff.page(
         state,
         status,
@@ -528,7 +555,8 @@ async fn client_page(
             form => form.to_value(&all_scopes),
             errors => errors.to_value(),
             endpoints => endpoints.iter().map(|e| context! { id => e.id, uri => e.uri }).collect::<Vec<_>>(),
-            redirect => context! { value => redirect.value, error => redirect.error },
+            redirect => forms.redirect.to_value(),
+            token_form => forms.token.to_value(),
             tokens => token_rows(&tokens.items, now),
             tokens_total => tokens.total,
             codes => code_rows(&codes.items, now),
@@ -570,7 +598,7 @@ pub(crate) async fn edit_form(
             &client,
             &form,
             &FieldErrors::default(),
-            &RedirectForm::default()
+            &InlineForms::default()
         )
         .await
     );
@@ -604,7 +632,30 @@ pub(crate) async fn edit(
             match state.server.store().update_client(id, &valid.changes).await {
                 Ok(true) => {
                     staff.success(format!("Client \"{}\" saved.", valid.changes.title));
-                    return staff.redirect(&state, &format!("clients/{id}/")).await;
+                    let needs_secret = valid.changes.client_type == ClientType::Confidential
+                        && client.secret_hash.is_none();
+                    if !needs_secret {
+                        return staff.redirect(&state, &format!("clients/{id}/")).await;
+                    }
+                    // Now confidential: it needs a secret, shown once.
+                    let secret = Secret::generate();
+                    try_or_fail!(
+                        staff,
+                        &state,
+                        state
+                            .server
+                            .store()
+                            .set_client_secret(id, Some(&secret.hash()))
+                            .await
+                    );
+                    let response = shown_once(
+                        &state,
+                        &mut staff,
+                        &client,
+                        "Client secret",
+                        &[("The client is now confidential; its new secret", &secret)],
+                    );
+                    return staff.respond(&state, response).await;
                 }
                 Ok(false) => return staff.not_found(&state, "client").await,
                 Err(error) => try_or_fail!(
@@ -630,7 +681,7 @@ pub(crate) async fn edit(
             &client,
             &form,
             &errors,
-            &RedirectForm::default()
+            &InlineForms::default()
         )
         .await
     );
@@ -708,24 +759,68 @@ pub(crate) async fn add_redirect(
         },
         Err(error) => error.to_string(),
     };
-    let scopes = try_or_fail!(staff, &state, state.server.store().client_scopes(id).await);
-    let form = ClientForm::of(&client, &scopes);
-    let redirect = RedirectForm {
-        value,
-        error: Some(error),
+    let inline = InlineForms {
+        redirect: InlineForm::failed(value, Vec::new(), error),
+        ..InlineForms::default()
     };
+    inline_failure(state, staff, &client, &inline).await
+}
+
+/// The client page again, showing what a small form refused and why.
+async fn inline_failure(
+    state: WebState,
+    mut staff: Staff,
+    client: &Client,
+    inline: &InlineForms,
+) -> Response {
+    let scopes = try_or_fail!(
+        staff,
+        &state,
+        state.server.store().client_scopes(client.id).await
+    );
+    let form = ClientForm::of(client, &scopes);
     let response = try_or_fail!(
         staff,
         &state,
         client_page(
             &state,
             &mut staff,
-            &client,
+            client,
             &form,
             &FieldErrors::default(),
-            &redirect
+            inline
         )
         .await
+    );
+    staff.respond(&state, response).await
+}
+
+/// `GET /admin/clients/{id}/redirects/{endpoint}/delete/`: asks for confirmation.
+pub(crate) async fn confirm_remove_redirect(
+    State(state): State<WebState>,
+    mut staff: Staff,
+    Path((id, endpoint)): Path<(i64, i64)>,
+) -> Response {
+    let client = client_or_404!(staff, &state, id);
+    let endpoints = try_or_fail!(
+        staff,
+        &state,
+        state.server.store().redirect_endpoints(id).await
+    );
+    let Some(found) = endpoints.into_iter().find(|e| e.id == endpoint) else {
+        return staff.not_found(&state, "redirect URI").await;
+    };
+    let response = staff.page(
+        &state,
+        StatusCode::OK,
+        "admin/redirect_delete",
+        "Remove redirect URI",
+        context! {
+            section => "clients",
+            client => context! { id => client.id, title => client.title },
+            endpoint => endpoint,
+            uri => found.uri,
+        },
     );
     staff.respond(&state, response).await
 }
@@ -791,8 +886,10 @@ pub(crate) async fn new_secret(
         &mut staff,
         &client,
         "New client secret",
-        "The client's new secret (the old one no longer works)",
-        &secret,
+        &[(
+            "The client's new secret (the old one no longer works)",
+            &secret,
+        )],
     );
     staff.respond(&state, response).await
 }
@@ -812,25 +909,30 @@ pub(crate) async fn issue_token(
     };
     let client = client_or_404!(staff, &state, id);
     let store = state.server.store();
-    let username = text(&params, "username").trim();
+    let username = text(&params, "username").trim().to_owned();
+    let chosen: Vec<String> = params.all("scope").map(str::to_owned).collect();
+    let refuse = |error: String| InlineForms {
+        token: InlineForm::failed(username.clone(), chosen.clone(), error),
+        ..InlineForms::default()
+    };
     let user_id = if username.is_empty() {
         None
     } else {
-        match try_or_fail!(staff, &state, store.find_user(username).await) {
+        match try_or_fail!(staff, &state, store.find_user(&username).await) {
             Some(user) if user.is_active => Some(user.id),
             _ => {
-                staff.failure(format!("No active user is called {username:?}."));
-                return staff.redirect(&state, &format!("clients/{id}/")).await;
+                let inline = refuse(format!("no active user is called {username:?}"));
+                return inline_failure(state, staff, &client, &inline).await;
             }
         }
     };
-    let scope: Result<ScopeList, _> = params
-        .all("scope")
-        .map(str::parse)
-        .collect::<Result<ScopeList, _>>();
-    let Ok(scope) = scope else {
-        staff.failure("A chosen scope is not a valid scope identifier.");
-        return staff.redirect(&state, &format!("clients/{id}/")).await;
+    let Ok(scope) = chosen
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<ScopeList, _>>()
+    else {
+        let inline = refuse("a chosen scope is not a valid scope identifier".into());
+        return inline_failure(state, staff, &client, &inline).await;
     };
     let issued = match state
         .server
@@ -839,27 +941,25 @@ pub(crate) async fn issue_token(
     {
         Ok(issued) => issued,
         Err(crate::server::ServerError::OAuth(error)) => {
-            staff.failure(error.description);
-            return staff.redirect(&state, &format!("clients/{id}/")).await;
+            let inline = refuse(error.description);
+            return inline_failure(state, staff, &client, &inline).await;
         }
         Err(error) => return staff.failed(&state, error).await,
     };
     tracing::info!(client = %client.identifier, by = %staff.user.username, "token issued from the admin site");
-    let response = shown_once(
-        &state,
-        &mut staff,
-        &client,
-        "New access token",
-        &format!(
-            "An access token for {}, valid for {} seconds",
-            if username.is_empty() {
-                "the client itself"
-            } else {
-                username
-            },
-            issued.expires_in
-        ),
-        &issued.access_token,
+    let whom = if username.is_empty() {
+        "the client itself".to_owned()
+    } else {
+        username
+    };
+    let access = format!(
+        "An access token for {whom}, valid for {} seconds",
+        issued.expires_in
     );
+    let mut values = vec![(access.as_str(), &issued.access_token)];
+    if let Some(refresh) = &issued.refresh_token {
+        values.push(("Its refresh token", refresh));
+    }
+    let response = shown_once(&state, &mut staff, &client, "New access token", &values);
     staff.respond(&state, response).await
 }

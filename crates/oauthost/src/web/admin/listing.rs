@@ -149,15 +149,17 @@ impl<S: SortKey> Listing<S> {
     /// The pagination bar for `total` rows.
     pub(crate) fn pagination(&self, total: i64) -> Value {
         let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-        let page = self.page.min(pages);
+        let page = self.page;
         let link = |p: i64| self.url_with(&[("p", Some(&p.to_string()))]);
+        let first = (page - 1).saturating_mul(PER_PAGE) + 1;
         context! {
             total => total,
             page => page,
             pages => pages,
-            first => (total > 0).then(|| (page - 1) * PER_PAGE + 1),
-            last => (page * PER_PAGE).min(total),
-            previous => (page > 1).then(|| link(page - 1)),
+            first => (first <= total).then_some(first),
+            last => (page.saturating_mul(PER_PAGE)).min(total),
+            // Past the end, "previous" leads back to the last page.
+            previous => (page > 1).then(|| link((page - 1).min(pages))),
             next => (page < pages).then(|| link(page + 1)),
             search => self.search.clone(),
             search_hidden => self.hidden(&["q", "p"]),

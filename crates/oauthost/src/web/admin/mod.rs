@@ -69,7 +69,7 @@ pub(crate) fn routes() -> Router<WebState> {
         )
         .route(
             "/admin/clients/{id}/redirects/{endpoint}/delete/",
-            post(clients::remove_redirect),
+            get(clients::confirm_remove_redirect).post(clients::remove_redirect),
         )
         .route("/admin/clients/{id}/secret/", post(clients::new_secret))
         .route("/admin/clients/{id}/token/", post(clients::issue_token))

@@ -15,7 +15,10 @@ use super::{
     try_or_fail, Staff,
 };
 use crate::{
-    store::admin::{ScopeFilter, ScopeSort},
+    store::{
+        admin::{ScopeFilter, ScopeSort},
+        StoreError,
+    },
     toolbox,
     web::WebState,
 };
@@ -100,17 +103,18 @@ pub(crate) async fn bulk(
         }
         "delete" => {
             let mut scopes = Vec::new();
-            for id in ids {
+            for id in ids.iter().copied() {
                 if let Some(scope) = try_or_fail!(staff, &state, store.scope_by_key(id).await) {
                     scopes.push(context! { id => scope.id, title => scope.title, identifier => scope.identifier.as_str() });
                 }
             }
+            let blocking = try_or_fail!(staff, &state, store.clients_restricted_to(&ids).await);
             let response = staff.page(
                 &state,
                 StatusCode::OK,
                 "admin/scopes_delete",
                 "Delete scopes",
-                context! { section => "scopes", scopes => scopes },
+                context! { section => "scopes", scopes => scopes, blocking => blocking },
             );
             staff.respond(&state, response).await
         }
@@ -133,12 +137,11 @@ pub(crate) async fn delete(
         Err(response) => return staff.respond(&state, response).await,
     };
     let ids = posted_ids(&params, "ids");
-    let deleted = try_or_fail!(
-        staff,
-        &state,
-        state.server.store().delete_scopes(&ids).await
-    );
-    staff.success(format!("{deleted} scope(s) deleted."));
+    match state.server.store().delete_scopes(&ids).await {
+        Ok(deleted) => staff.success(format!("{deleted} scope(s) deleted.")),
+        Err(StoreError::Refused(reason)) => staff.failure(format!("Nothing deleted: {reason}.")),
+        Err(error) => return staff.failed(&state, error).await,
+    }
     staff.redirect(&state, "scopes/").await
 }
 
