@@ -1261,6 +1261,39 @@ async fn a_client_made_confidential_gets_a_secret_shown_once(db: &TestDatabase) 
     );
 }
 
+async fn a_new_password_ends_the_sessions_of_the_old_one(db: &TestDatabase) {
+    let (server, admin) = admin_session(db).await;
+    toolbox::create_user(&**server.store(), "carol", PASSWORD, true)
+        .await
+        .unwrap();
+    let carol = server.browser();
+    flows::log_in(&carol, &server, "carol", PASSWORD).await;
+    assert_eq!(get(&carol, &server, "/admin/").await.0, StatusCode::OK);
+    let path = format!("/admin/users/{}/", user_id(&server, "carol").await);
+    let response = post(
+        &admin,
+        &server,
+        &path,
+        &path,
+        &[
+            ("password", "new pw"),
+            ("password2", "new pw"),
+            ("is_active", "on"),
+            ("is_staff", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(get(&carol, &server, "/admin/").await.0, StatusCode::FOUND);
+    let (_, login) = get(&carol, &server, "/login/").await;
+    assert!(
+        !login.contains("logged in as"),
+        "the old session is logged out"
+    );
+    // The operator who made the change stays logged in.
+    assert_eq!(get(&admin, &server, "/admin/").await.0, StatusCode::OK);
+}
+
 backend_tests!(
     only_staff_get_in,
     pages_carry_security_headers_and_refuse_plain_http,
@@ -1278,4 +1311,5 @@ backend_tests!(
     issuing_a_token_explains_refusals_next_to_the_form,
     removing_a_redirect_uri_asks_first,
     a_client_made_confidential_gets_a_secret_shown_once,
+    a_new_password_ends_the_sessions_of_the_old_one,
 );

@@ -159,7 +159,9 @@ async fn log_in(
             },
         )),
         LoginOutcome::Success(user) => {
-            session.log_in(user.id, &user.username);
+            let credentials = server.store().find_user_credentials(&user.username).await?;
+            let password_hash = credentials.and_then(|(_, hash)| hash);
+            session.log_in(user.id, &user.username, password_hash.as_deref());
             tracing::info!(user = %user.username, "logged in");
             Ok(responses::found(&next))
         }

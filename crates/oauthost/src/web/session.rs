@@ -53,6 +53,9 @@ struct SessionData {
     pending: Vec<Pending>,
     #[serde(default)]
     flashes: Vec<StoredFlash>,
+    /// A fingerprint of the user's password hash at login: a new password ends the session.
+    #[serde(default)]
+    auth: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -115,7 +118,34 @@ impl Session {
                 }
             }
         }
+        if !session.login_still_valid(server).await? {
+            // Deactivated, deleted, or given a new password since: logged out, as in
+            // Django, so that resetting a password ends every session of the old one.
+            session.data.user_id = None;
+            session.data.username = None;
+            session.data.auth = None;
+            session.data.pending.clear();
+            session.changed = true;
+        }
         Ok(session)
+    }
+
+    /// Whether the session's login, if any, still stands: its user exists, is active, and
+    /// has the password it logged in with.
+    async fn login_still_valid(&self, server: &Oauthost) -> ServerResult<bool> {
+        let (Some(user_id), Some(username)) = (self.data.user_id, &self.data.username) else {
+            return Ok(true);
+        };
+        let Some((user, hash)) = server.store().find_user_credentials(username).await? else {
+            return Ok(false);
+        };
+        let matches = self.data.auth.as_ref().is_some_and(|auth| {
+            bool::from(
+                auth.as_bytes()
+                    .ct_eq(login_fingerprint(hash.as_deref()).as_bytes()),
+            )
+        });
+        Ok(user.id == user_id && user.is_active && matches)
     }
 
     /// Saves the session and sets its cookie on `response`.
@@ -152,10 +182,12 @@ impl Session {
         }
     }
 
-    /// Records a login: the session id and CSRF token are renewed, against fixation.
-    pub(crate) fn log_in(&mut self, user_id: i64, username: &str) {
+    /// Records a login of the user with this password hash: the session id and CSRF
+    /// token are renewed, against fixation.
+    pub(crate) fn log_in(&mut self, user_id: i64, username: &str, password_hash: Option<&str>) {
         self.data.user_id = Some(user_id);
         self.data.username = Some(username.to_owned());
+        self.data.auth = Some(login_fingerprint(password_hash));
         self.data.csrf_token = Some(random_identifier());
         self.renew = true;
         self.changed = true;
@@ -249,4 +281,10 @@ impl Session {
             .secure(secure);
         Ok(jar.add(cookie))
     }
+}
+
+/// What a session keeps of the password hash it logged in with: its SHA-256, in hex.
+fn login_fingerprint(password_hash: Option<&str>) -> String {
+    let hash = Secret::new(password_hash.unwrap_or_default().to_owned()).hash();
+    hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
