@@ -41,11 +41,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Writers need no queue on PostgreSQL, which locks rows, not the database.
-    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        None
-    }
-
     /// Connects to the database named by a `postgres://` URL. Options such as
     /// `?options=-c%20search_path%3Dmyschema` are honoured.
     pub async fn connect(url: &str) -> StoreResult<Self> {

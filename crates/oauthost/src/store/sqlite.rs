@@ -36,10 +36,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub struct SqliteStore {
     pool: SqlitePool,
     changes: ChangeFeed,
-    /// Taken by every write: SQLite lets one writer in at a time, and a writer that finds
-    /// the lock taken sleeps in its busy handler for milliseconds. Queueing writers here
-    /// instead hands the lock over as soon as it is free. Readers never wait (WAL mode).
-    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -101,16 +97,7 @@ impl SqliteStore {
                 url: redact_url(url),
                 source,
             })?;
-        Ok(Self {
-            pool,
-            changes,
-            writer: Arc::default(),
-        })
-    }
-
-    /// Waits for this store's turn to write; the write ends when the guard is dropped.
-    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        Some(self.writer.lock().await)
+        Ok(Self { pool, changes })
     }
 
     /// The feed of changes to tokens, users and clients made through this store's pool.
