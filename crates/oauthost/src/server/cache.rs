@@ -19,7 +19,7 @@ use oauthost_core::secret::SecretHash;
 
 use crate::store::{
     changes::{Change, ChangeFeed, ChangeListener},
-    TokenDetails,
+    Client, TokenDetails,
 };
 
 /// Entries kept at most; a full cache is emptied and fills again.
@@ -134,6 +134,79 @@ impl ChangeListener for TokenCache {
     }
 }
 
+/// Clients found by their public identifier, kept for the same time as tokens: client
+/// authentication at `/token/` and `/introspect/` then costs no query. Any update or deletion
+/// of a client (a new secret, an edit, a deletion) clears it, as it clears the token cache.
+pub(crate) struct ClientCache {
+    ttl: Duration,
+    feed: ChangeFeed,
+    state: Mutex<ClientState>,
+}
+
+#[derive(Default)]
+struct ClientState {
+    generation: u64,
+    entries: HashMap<String, (Client, Instant)>,
+}
+
+impl ClientCache {
+    pub(crate) fn new(ttl: Duration, feed: ChangeFeed) -> Arc<Self> {
+        let cache = Arc::new(Self {
+            ttl,
+            feed: feed.clone(),
+            state: Mutex::default(),
+        });
+        let listener: Arc<dyn ChangeListener> = cache.clone();
+        feed.subscribe(Arc::downgrade(&listener));
+        cache
+    }
+
+    fn state(&self) -> MutexGuard<'_, ClientState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The client called `identifier`, or the generation to hand to [`insert`](Self::insert)
+    /// after reading it from the store.
+    pub(crate) fn get(&self, identifier: &str, now: Instant) -> Result<Client, u64> {
+        let state = self.state();
+        match state.entries.get(identifier) {
+            Some((client, stored))
+                if self.feed.is_live() && now.duration_since(*stored) < self.ttl =>
+            {
+                Ok(client.clone())
+            }
+            _ => Err(state.generation),
+        }
+    }
+
+    /// Keeps `client`, unless a change was seen since its read began (`generation`).
+    pub(crate) fn insert(&self, client: Client, generation: u64, now: Instant) {
+        let mut state = self.state();
+        if state.generation != generation || !self.feed.is_live() {
+            return;
+        }
+        if state.entries.len() >= DEFAULT_CAPACITY {
+            state.entries.clear();
+        }
+        state
+            .entries
+            .insert(client.identifier.clone(), (client, now));
+    }
+}
+
+impl ChangeListener for ClientCache {
+    fn changed(&self, change: Change) {
+        let mut state = self.state();
+        state.generation = state.generation.wrapping_add(1);
+        // A token's change leaves clients as they were; anything else may be a client's.
+        if change == Change::Everything {
+            state.entries.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use oauthost_core::scope::ScopeList;
@@ -232,5 +305,47 @@ mod tests {
         cached(&cache, 2, now);
         cached(&cache, 3, now);
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn clients_stay_until_a_client_or_user_changes() {
+        let feed = ChangeFeed::new(true);
+        let cache = ClientCache::new(Duration::from_secs(60), feed.clone());
+        let now = Instant::now();
+        let client = Client {
+            id: 1,
+            identifier: "app".into(),
+            title: "App".into(),
+            secret_hash: None,
+            client_type: oauthost_core::client::ClientType::Public,
+            registrant_id: 1,
+            description: String::new(),
+            link: None,
+            token_lifetime: 60,
+            hash_sign_supported: true,
+            grant_types: Default::default(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let generation = cache.get("app", now).unwrap_err();
+        cache.insert(client.clone(), generation, now);
+        assert_eq!(cache.get("app", now), Ok(client.clone()));
+        feed.publish(Change::Token(5));
+        assert!(
+            cache.get("app", now).is_ok(),
+            "a token change keeps clients"
+        );
+        feed.publish(Change::Everything);
+        assert!(cache.get("app", now).is_err());
+        // A read that began before a change is not kept.
+        let stale = cache.get("app", now).unwrap_err();
+        feed.publish(Change::Everything);
+        cache.insert(client.clone(), stale, now);
+        assert!(cache.get("app", now).is_err());
+        let generation = cache.get("app", now).unwrap_err();
+        cache.insert(client, generation, now);
+        assert!(
+            cache.get("app", now + Duration::from_secs(61)).is_err(),
+            "expired"
+        );
     }
 }

@@ -74,11 +74,27 @@ impl Oauthost {
                 .into())
             }
         };
-        let client = self.store().find_client(id).await?.ok_or_else(failed)?;
+        let client = self.find_client_cached(id).await?.ok_or_else(failed)?;
         match (&client.secret_hash, secret) {
             (Some(hash), Some(secret)) if hash.matches(secret) => Ok(client),
             (None, None) => Ok(client),
             _ => Err(failed().into()),
         }
+    }
+
+    /// The client called `identifier`, from the client cache when it is on and has it.
+    async fn find_client_cached(&self, identifier: &str) -> ServerResult<Option<Client>> {
+        let Some(cache) = &self.inner.client_cache else {
+            return Ok(self.store().find_client(identifier).await?);
+        };
+        let generation = match cache.get(identifier, std::time::Instant::now()) {
+            Ok(client) => return Ok(Some(client)),
+            Err(generation) => generation,
+        };
+        let client = self.store().find_client(identifier).await?;
+        if let Some(found) = &client {
+            cache.insert(found.clone(), generation, std::time::Instant::now());
+        }
+        Ok(client)
     }
 }

@@ -108,7 +108,8 @@ pub struct Settings {
     /// deletion of the token, and any change of a user or client, drop entries at once
     /// (on PostgreSQL through `LISTEN`/`NOTIFY`, across instances); this is the bound on
     /// staleness should a change go unseen, such as a write to a SQLite file by another
-    /// process. See [`crate::store::changes`].
+    /// process. See [`crate::store::changes`]. Clients found by client authentication are
+    /// kept as long, and dropped on any change of a client or user.
     pub token_cache_ttl: Duration,
 }
 
@@ -141,6 +142,7 @@ struct Inner {
     settings: Settings,
     templates: Templates,
     token_cache: Option<Arc<cache::TokenCache>>,
+    client_cache: Option<Arc<cache::ClientCache>>,
 }
 
 /// A configured authorization server. Cheap to clone.
@@ -267,13 +269,16 @@ impl OauthostBuilder {
                 default_hashing_limit(),
             ))
         });
-        let token_cache = (!self.settings.token_cache_ttl.is_zero())
+        let feed = (!self.settings.token_cache_ttl.is_zero())
             .then(|| self.store.change_feed())
-            .flatten()
-            .map(|feed| cache::TokenCache::new(self.settings.token_cache_ttl, feed));
+            .flatten();
+        let ttl = self.settings.token_cache_ttl;
+        let token_cache = feed.clone().map(|feed| cache::TokenCache::new(ttl, feed));
+        let client_cache = feed.map(|feed| cache::ClientCache::new(ttl, feed));
         Oauthost {
             inner: Arc::new(Inner {
                 token_cache,
+                client_cache,
                 store: self.store,
                 authenticator,
                 clock: self.clock,
