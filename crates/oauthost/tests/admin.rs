@@ -1294,6 +1294,53 @@ async fn a_new_password_ends_the_sessions_of_the_old_one(db: &TestDatabase) {
     assert_eq!(get(&admin, &server, "/admin/").await.0, StatusCode::OK);
 }
 
+async fn a_new_secret_from_the_admin_site_is_required_at_once_with_the_cache_on(db: &TestDatabase) {
+    let server = TestServer::start(
+        db,
+        Settings {
+            debug: true,
+            token_cache_ttl: std::time::Duration::from_secs(600),
+            ..Settings::default()
+        },
+    )
+    .await;
+    toolbox::create_user(&**server.store(), "admin", PASSWORD, true)
+        .await
+        .unwrap();
+    toolbox::add_scope(&**server.store(), "read", None, true)
+        .await
+        .unwrap();
+    let registered = flows::client(
+        server.store(),
+        ClientRegistration::new("Service", "admin")
+            .identifier("service")
+            .public(false)
+            .grant_types([GrantType::ClientCredentials])
+            .scopes(["read"]),
+    )
+    .await;
+    let old = registered.secret.unwrap();
+    let grant = [("grant_type", "client_credentials")];
+    // The client is now in the cache.
+    let (status, _) = flows::token(&server, Some(("service", old.expose())), &grant).await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = server.browser();
+    flows::log_in(&browser, &server, "admin", PASSWORD).await;
+    let path = format!("/admin/clients/{}/", registered.client.id);
+    let response = post(&browser, &server, &path, &format!("{path}secret/"), &[]).await;
+    let html = response.text().await.unwrap();
+    let new = html
+        .split("id=\"shown-once\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let (status, body) = flows::token(&server, Some(("service", old.expose())), &grant).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = flows::token(&server, Some(("service", &new)), &grant).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 backend_tests!(
     only_staff_get_in,
     pages_carry_security_headers_and_refuse_plain_http,
@@ -1312,4 +1359,5 @@ backend_tests!(
     removing_a_redirect_uri_asks_first,
     a_client_made_confidential_gets_a_secret_shown_once,
     a_new_password_ends_the_sessions_of_the_old_one,
+    a_new_secret_from_the_admin_site_is_required_at_once_with_the_cache_on,
 );
