@@ -1,5 +1,10 @@
 //! The polls tables, beside oauthost's in the same database.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
 use serde_json::{json, Value};
 use sqlx::{any::AnyPoolOptions, AnyPool, Row};
 
@@ -45,9 +50,24 @@ pub enum VoteError {
 }
 
 /// The polls database.
+///
+/// Polls and their choices never change once `migrate` has seeded them (no view edits
+/// them), so they are read once, on first use, and kept in memory (a server must be restarted
+/// to see polls added to the tables by hand): the listing and a
+/// poll's page cost no query. Votes are always read from the database.
 #[derive(Debug, Clone)]
 pub struct Polls {
     pool: AnyPool,
+    catalogue: Arc<RwLock<Option<Arc<Catalogue>>>>,
+}
+
+/// The polls and choices, as the views answer them.
+#[derive(Debug)]
+struct Catalogue {
+    /// `[{id, question}]`, ordered by id.
+    list: Value,
+    /// Each poll's question and `{id, question, choices}`.
+    polls: HashMap<i64, (String, Value)>,
 }
 
 impl Polls {
@@ -58,7 +78,50 @@ impl Polls {
             .max_connections(8)
             .connect(database_url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            catalogue: Arc::default(),
+        })
+    }
+
+    /// The polls and choices, read from the database the first time.
+    async fn catalogue(&self) -> Result<Arc<Catalogue>, sqlx::Error> {
+        if let Some(catalogue) = self.catalogue.read().ok().and_then(|c| c.clone()) {
+            return Ok(catalogue);
+        }
+        let polls = sqlx::query("SELECT id, question FROM polls_polls ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let choices = sqlx::query("SELECT id, poll_id, text FROM polls_choices ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_poll: HashMap<i64, Vec<Value>> = HashMap::new();
+        for row in &choices {
+            by_poll
+                .entry(row.get::<i64, _>(1))
+                .or_default()
+                .push(json!({ "id": row.get::<i64, _>(0), "text": row.get::<String, _>(2) }));
+        }
+        let mut list = Vec::new();
+        let mut details = HashMap::new();
+        for row in &polls {
+            let (id, question) = (row.get::<i64, _>(0), row.get::<String, _>(1));
+            list.push(json!({ "id": id, "question": question }));
+            let choices = by_poll.remove(&id).unwrap_or_default();
+            let detail = json!({ "id": id, "question": question, "choices": choices });
+            details.insert(id, (question, detail));
+        }
+        let catalogue = Arc::new(Catalogue {
+            list: Value::Array(list),
+            polls: details,
+        });
+        // Not kept while there are no polls: `migrate` may not have run yet.
+        if !catalogue.polls.is_empty() {
+            if let Ok(mut slot) = self.catalogue.write() {
+                *slot = Some(Arc::clone(&catalogue));
+            }
+        }
+        Ok(catalogue)
     }
 
     /// Creates the tables and, when there are no polls yet, seeds the five samples.
@@ -95,45 +158,34 @@ impl Polls {
             report.push("Polls: the tables are up to date.".to_owned());
         }
         tx.commit().await?;
+        if let Ok(mut slot) = self.catalogue.write() {
+            *slot = None;
+        }
         Ok(report)
     }
 
     /// Every poll: id and question.
     pub async fn list(&self) -> Result<Value, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, question FROM polls_polls ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| json!({ "id": row.get::<i64, _>(0), "question": row.get::<String, _>(1) }))
-            .collect())
+        Ok(self.catalogue().await?.list.clone())
     }
 
     async fn question(&self, poll: i64) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT question FROM polls_polls WHERE id = $1")
-                .bind(poll)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(question,)| question))
+        Ok(self
+            .catalogue()
+            .await?
+            .polls
+            .get(&poll)
+            .map(|(question, _)| question.clone()))
     }
 
     /// One poll with its choices, or `None`.
     pub async fn detail(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
-        let Some(question) = self.question(poll).await? else {
-            return Ok(None);
-        };
-        let rows = sqlx::query("SELECT id, text FROM polls_choices WHERE poll_id = $1 ORDER BY id")
-            .bind(poll)
-            .fetch_all(&self.pool)
-            .await?;
-        let choices: Vec<Value> = rows
-            .iter()
-            .map(|row| json!({ "id": row.get::<i64, _>(0), "text": row.get::<String, _>(1) }))
-            .collect();
-        Ok(Some(
-            json!({ "id": poll, "question": question, "choices": choices }),
-        ))
+        Ok(self
+            .catalogue()
+            .await?
+            .polls
+            .get(&poll)
+            .map(|(_, detail)| detail.clone()))
     }
 
     /// The votes per choice of one poll, or `None`.
