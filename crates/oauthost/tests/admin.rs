@@ -1341,7 +1341,93 @@ async fn a_new_secret_from_the_admin_site_is_required_at_once_with_the_cache_on(
     assert_eq!(status, StatusCode::OK);
 }
 
+/// What a `client_credentials` request of `service` for `scope` gets (the granted scope,
+/// or the error code), once it is `expected`: PostgreSQL tells the cache of a change by a
+/// notification, delivered within milliseconds.
+async fn eventually_granted(
+    server: &TestServer,
+    secret: &str,
+    scope: Option<&str>,
+    expected: &str,
+) {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend(scope.map(|scope| ("scope", scope)));
+    let mut got = String::new();
+    for _ in 0..50 {
+        let (status, body) = flows::token(server, Some(("service", secret)), &form).await;
+        let key = if status == StatusCode::OK {
+            "scope"
+        } else {
+            "error"
+        };
+        got = body[key].as_str().unwrap_or_default().to_owned();
+        if got == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("got {got}, expected {expected}");
+}
+
+async fn scope_changes_reach_issuance_at_once_with_the_cache_on(db: &TestDatabase) {
+    let server = TestServer::start(
+        db,
+        Settings {
+            debug: true,
+            token_cache_ttl: std::time::Duration::from_secs(600),
+            ..Settings::default()
+        },
+    )
+    .await;
+    let store = server.store();
+    toolbox::create_user(&**store, "admin", PASSWORD, true)
+        .await
+        .unwrap();
+    let read = toolbox::add_scope(&**store, "read", None, true)
+        .await
+        .unwrap();
+    let registered = flows::client(
+        store,
+        ClientRegistration::new("Service", "admin")
+            .identifier("service")
+            .public(false)
+            .grant_types([GrantType::ClientCredentials]),
+    )
+    .await;
+    let secret = registered.secret.unwrap();
+    let secret = secret.expose();
+    // Unrestricted: any enabled scope. What it may have is now cached.
+    eventually_granted(&server, secret, Some("read"), "read").await;
+    eventually_granted(&server, secret, Some("write"), "invalid_scope").await;
+    // A new scope may be granted at once...
+    let write = toolbox::add_scope(&**store, "write", None, true)
+        .await
+        .unwrap();
+    eventually_granted(&server, secret, Some("read write"), "read write").await;
+    // ...a disabled one is withheld at once...
+    store.set_scopes_enabled(&[read.id], false).await.unwrap();
+    eventually_granted(&server, secret, Some("read"), "invalid_scope").await;
+    // ...and restricting the client applies at once.
+    store.set_scopes_enabled(&[read.id], true).await.unwrap();
+    eventually_granted(&server, secret, Some("read"), "read").await;
+    let client = registered.client;
+    let changes = ClientChanges {
+        identifier: client.identifier,
+        title: client.title,
+        client_type: client.client_type,
+        description: client.description,
+        link: client.link,
+        token_lifetime: client.token_lifetime,
+        hash_sign_supported: client.hash_sign_supported,
+        grant_types: client.grant_types,
+        scope_ids: vec![write.id],
+    };
+    assert!(store.update_client(client.id, &changes).await.unwrap());
+    eventually_granted(&server, secret, None, "write").await;
+}
+
 backend_tests!(
+    scope_changes_reach_issuance_at_once_with_the_cache_on,
     only_staff_get_in,
     pages_carry_security_headers_and_refuse_plain_http,
     forms_need_the_csrf_token,

@@ -429,6 +429,49 @@ async fn concurrent_exchanges_succeed_exactly_once(db: &TestDatabase) {
     assert_eq!(issued, 1);
 }
 
+async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    // Concurrent inserts are written in batches: each must come back as its own row, and a
+    // faulty one (an unknown client) must fail alone.
+    let inserts: Vec<_> = (0..120_i64)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let mut token = token_for(if n % 40 == 7 { 999_999 } else { client });
+            token.user_id = (n % 2 == 0).then_some(alice);
+            token.expires_at = at(1000 + n);
+            tokio::spawn(async move { (token.clone(), store.insert_token(token).await) })
+        })
+        .collect();
+    let mut stored = 0;
+    for insert in inserts {
+        let (sent, result) = insert.await.unwrap();
+        if sent.client_id == 999_999 {
+            assert!(result.is_err(), "a token of an unknown client is refused");
+            assert!(store
+                .find_token(&sent.access_token_hash)
+                .await
+                .unwrap()
+                .is_none());
+            continue;
+        }
+        let token = result.unwrap();
+        assert_eq!(token.access_token_hash, sent.access_token_hash);
+        assert_eq!(
+            (token.user_id, token.expires_at),
+            (sent.user_id, sent.expires_at)
+        );
+        let found = store
+            .find_token(&sent.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.id, found.user_id), (token.id, sent.user_id));
+        stored += 1;
+    }
+    assert_eq!(stored, 117);
+}
+
 async fn tokens_are_found_by_hash_and_revoked(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
@@ -835,6 +878,7 @@ backend_tests!(
     failed_registrations_write_nothing,
     codes_are_exchanged_once,
     concurrent_exchanges_succeed_exactly_once,
+    concurrent_token_inserts_are_each_stored_as_given,
     tokens_are_found_by_hash_and_revoked,
     sessions_expire_and_are_replaced,
 );

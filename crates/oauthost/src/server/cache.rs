@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oauthost_core::secret::SecretHash;
+use oauthost_core::{scope::ScopeList, secret::SecretHash};
 
 use crate::store::{
     changes::{Change, ChangeFeed, ChangeListener},
@@ -134,9 +134,11 @@ impl ChangeListener for TokenCache {
     }
 }
 
-/// Clients found by their public identifier, kept for the same time as tokens: client
-/// authentication at `/token/` and `/introspect/` then costs no query. Any update or deletion
-/// of a client (a new secret, an edit, a deletion) clears it, as it clears the token cache.
+/// Clients found by their public identifier, and the scopes each may be granted, kept for
+/// the same time as tokens: client authentication at `/token/` and `/introspect/`, and the
+/// scope of a `client_credentials` token, then cost no query. Any update or deletion of a
+/// client (a new secret, an edit, a deletion) or any write to the scopes clears it, as it
+/// clears the token cache.
 pub(crate) struct ClientCache {
     ttl: Duration,
     feed: ChangeFeed,
@@ -147,7 +149,11 @@ pub(crate) struct ClientCache {
 struct ClientState {
     generation: u64,
     entries: HashMap<String, (Client, Instant)>,
+    scopes: HashMap<i64, (AvailableScopes, Instant)>,
 }
+
+/// The scopes a client may be granted, and whether it is restricted to them.
+pub(crate) type AvailableScopes = (ScopeList, bool);
 
 impl ClientCache {
     pub(crate) fn new(ttl: Duration, feed: ChangeFeed) -> Arc<Self> {
@@ -194,6 +200,38 @@ impl ClientCache {
             .entries
             .insert(client.identifier.clone(), (client, now));
     }
+
+    /// The scopes the client with key `client_id` may be granted, or the generation to
+    /// hand to [`insert_scopes`](Self::insert_scopes) after reading them from the store.
+    pub(crate) fn scopes(&self, client_id: i64, now: Instant) -> Result<AvailableScopes, u64> {
+        let state = self.state();
+        match state.scopes.get(&client_id) {
+            Some((scopes, stored))
+                if self.feed.is_live() && now.duration_since(*stored) < self.ttl =>
+            {
+                Ok(scopes.clone())
+            }
+            _ => Err(state.generation),
+        }
+    }
+
+    /// Keeps a client's `scopes`, unless a change was seen since their read began.
+    pub(crate) fn insert_scopes(
+        &self,
+        client_id: i64,
+        scopes: AvailableScopes,
+        generation: u64,
+        now: Instant,
+    ) {
+        let mut state = self.state();
+        if state.generation != generation || !self.feed.is_live() {
+            return;
+        }
+        if state.scopes.len() >= DEFAULT_CAPACITY {
+            state.scopes.clear();
+        }
+        state.scopes.insert(client_id, (scopes, now));
+    }
 }
 
 impl ChangeListener for ClientCache {
@@ -203,6 +241,7 @@ impl ChangeListener for ClientCache {
         // A token's change leaves clients as they were; anything else may be a client's.
         if change == Change::Everything {
             state.entries.clear();
+            state.scopes.clear();
         }
     }
 }
@@ -346,6 +385,32 @@ mod tests {
         assert!(
             cache.get("app", now + Duration::from_secs(61)).is_err(),
             "expired"
+        );
+    }
+
+    #[test]
+    fn a_clients_scopes_stay_until_something_other_than_a_token_changes() {
+        let feed = ChangeFeed::new(true);
+        let cache = ClientCache::new(Duration::from_secs(60), feed.clone());
+        let now = Instant::now();
+        let scopes: AvailableScopes = ("a b".parse::<ScopeList>().unwrap(), true);
+        let generation = cache.scopes(7, now).unwrap_err();
+        cache.insert_scopes(7, scopes.clone(), generation, now);
+        assert_eq!(cache.scopes(7, now), Ok(scopes.clone()));
+        assert!(
+            cache.scopes(8, now).is_err(),
+            "another client's are not known"
+        );
+        feed.publish(Change::Token(1));
+        assert!(cache.scopes(7, now).is_ok());
+        feed.publish(Change::Everything);
+        assert!(cache.scopes(7, now).is_err());
+        let stale = cache.scopes(7, now).unwrap_err();
+        feed.publish(Change::Everything);
+        cache.insert_scopes(7, scopes, stale, now);
+        assert!(
+            cache.scopes(7, now).is_err(),
+            "read before a change: not kept"
         );
     }
 }

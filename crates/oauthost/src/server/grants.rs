@@ -71,26 +71,39 @@ impl Oauthost {
         &self,
         client: &Client,
     ) -> ServerResult<(ScopeList, bool)> {
+        let Some(cache) = &self.inner.client_cache else {
+            return self.read_available_scopes(client).await;
+        };
+        let generation = match cache.scopes(client.id, std::time::Instant::now()) {
+            Ok(scopes) => return Ok(scopes),
+            Err(generation) => generation,
+        };
+        let scopes = self.read_available_scopes(client).await?;
+        cache.insert_scopes(
+            client.id,
+            scopes.clone(),
+            generation,
+            std::time::Instant::now(),
+        );
+        Ok(scopes)
+    }
+
+    /// [`available_scopes`](Self::available_scopes), from the store.
+    async fn read_available_scopes(&self, client: &Client) -> ServerResult<(ScopeList, bool)> {
         let registered = self.store().client_scopes(client.id).await?;
-        if registered.is_empty() {
-            let all = self.store().list_scopes().await?;
-            Ok((
-                all.into_iter()
-                    .filter(|s| s.enabled)
-                    .map(|s| s.identifier)
-                    .collect(),
-                false,
-            ))
+        let (scopes, restricted) = if registered.is_empty() {
+            (self.store().list_scopes().await?, false)
         } else {
-            Ok((
-                registered
-                    .into_iter()
-                    .filter(|s| s.enabled)
-                    .map(|s| s.identifier)
-                    .collect(),
-                true,
-            ))
-        }
+            (registered, true)
+        };
+        Ok((
+            scopes
+                .into_iter()
+                .filter(|s| s.enabled)
+                .map(|s| s.identifier)
+                .collect(),
+            restricted,
+        ))
     }
 
     /// The scope to grant for a `scope` parameter, by the seed's rules.

@@ -1,16 +1,18 @@
 //! Change notifications: how a cache of validated tokens learns, at once, that a token was
-//! revoked, rotated or deleted, or that a user or client changed.
+//! revoked, rotated or deleted, or that a user, client or scope changed.
 //!
 //! Each backend watches its database rather than trusting every write path to report, so
 //! that writes added later (the admin site, an application's own SQL) are seen too:
 //!
 //! - **SQLite**: every pooled connection has an update hook and a commit hook. An `UPDATE`
-//!   or `DELETE` of a token row, and of any user or client row, is published when its
+//!   or `DELETE` of a token row, and of any user or client row, and any write to the
+//!   scopes or a client's scopes, is published when its
 //!   transaction commits, and once more just after (a check racing the commit could
 //!   otherwise cache the row as it was). Writes from another process (the command line)
 //!   are not seen: they reach a running server's cache only through its time-to-live.
 //! - **PostgreSQL**: triggers (migration 2) send `NOTIFY oauthost_changes` with the token's
-//!   id, or `*` for a user or client change or a change of many tokens at once; each
+//!   id, or `*` for a user, client or scope change (migration 4 adds the scopes) or a change
+//!   of many tokens at once; each
 //!   instance listens on a connection of its own. While that connection is down the feed
 //!   is not [live](ChangeFeed::is_live) and caches must not be trusted.
 
@@ -101,11 +103,14 @@ impl ChangeFeed {
     }
 }
 
-/// Tables whose changes matter to a token check.
-pub(crate) fn change_of(table: &str, id: i64) -> Option<Change> {
-    match table {
-        "oauthost_tokens" => Some(Change::Token(id)),
-        "oauthost_users" | "oauthost_clients" => Some(Change::Everything),
+/// What a write to `table`'s row `id` changes for the caches: an update or deletion of a
+/// token, user or client row, or any write to the scopes a client may be granted (a new
+/// scope widens what an unrestricted client may have).
+pub(crate) fn change_of(table: &str, id: i64, inserted: bool) -> Option<Change> {
+    match (table, inserted) {
+        ("oauthost_tokens", false) => Some(Change::Token(id)),
+        ("oauthost_users" | "oauthost_clients", false)
+        | ("oauthost_scopes" | "oauthost_client_scopes", _) => Some(Change::Everything),
         _ => None,
     }
 }
@@ -150,8 +155,24 @@ mod tests {
     fn reads_payloads_and_tables() {
         assert_eq!(parse_notification("42"), Change::Token(42));
         assert_eq!(parse_notification("*"), Change::Everything);
-        assert_eq!(change_of("oauthost_tokens", 3), Some(Change::Token(3)));
-        assert_eq!(change_of("oauthost_users", 3), Some(Change::Everything));
-        assert_eq!(change_of("oauthost_sessions", 3), None);
+        assert_eq!(
+            change_of("oauthost_tokens", 3, false),
+            Some(Change::Token(3))
+        );
+        assert_eq!(change_of("oauthost_tokens", 3, true), None);
+        assert_eq!(
+            change_of("oauthost_users", 3, false),
+            Some(Change::Everything)
+        );
+        assert_eq!(change_of("oauthost_clients", 3, true), None);
+        assert_eq!(
+            change_of("oauthost_scopes", 3, true),
+            Some(Change::Everything)
+        );
+        assert_eq!(
+            change_of("oauthost_client_scopes", 3, false),
+            Some(Change::Everything)
+        );
+        assert_eq!(change_of("oauthost_sessions", 3, false), None);
     }
 }

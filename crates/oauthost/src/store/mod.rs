@@ -28,6 +28,7 @@
 
 pub mod admin;
 mod admin_sql;
+pub(crate) mod batch;
 pub mod changes;
 mod error;
 mod model;

@@ -5,7 +5,7 @@ use std::{
     str::FromStr,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::Duration,
 };
@@ -18,10 +18,11 @@ use sqlx::{
 
 use super::{
     admin_sql::impl_admin_store,
+    batch::WriteQueue,
     changes::{parse_notification, ChangeFeed},
     redact_url,
     sql::impl_store,
-    StoreError, StoreResult,
+    NewToken, StoreError, StoreResult, Token,
 };
 
 /// The channel the triggers of migration 2 notify.
@@ -38,6 +39,8 @@ pub struct PostgresStore {
     pool: PgPool,
     changes: ChangeFeed,
     listening: Arc<AtomicBool>,
+    /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
+    token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
 }
 
 impl PostgresStore {
@@ -72,6 +75,7 @@ impl PostgresStore {
             pool,
             changes: ChangeFeed::new(false),
             listening: Arc::default(),
+            token_writes: Arc::default(),
         })
     }
 
@@ -85,6 +89,11 @@ impl PostgresStore {
             }
         }
         self.changes.clone()
+    }
+
+    /// Where batches of new tokens are written.
+    fn token_writer(&self) -> &PgPool {
+        &self.pool
     }
 
     /// The connection pool, for an application that keeps tables of its own in the same

@@ -29,6 +29,63 @@ macro_rules! impl_store {
             };
 
             impl $store {
+                /// Stores `tokens` in one statement, answering for each in its order; if
+                /// that fails (a client deleted meanwhile, say), each is stored alone so that
+                /// only the faulty ones fail.
+                async fn insert_tokens(
+                    pool: &sqlx::Pool<$db>,
+                    tokens: Vec<NewToken>,
+                ) -> Vec<StoreResult<Token>> {
+                    if let [token] = tokens.as_slice() {
+                        return vec![Self::insert_token_with(pool, token).await];
+                    }
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
+                         token_type, user_id, client_id, code_id, scopes, issued_at, \
+                         expires_at, refresh_family) ",
+                    );
+                    query.push_values(&tokens, |mut row, token| {
+                        row.push_bind(token.access_token_hash.as_bytes().as_slice())
+                            .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                            .push_bind("bearer")
+                            .push_bind(token.user_id)
+                            .push_bind(token.client_id)
+                            .push_bind(token.code_id)
+                            .push_bind(token.scopes.to_string())
+                            .push_bind(token.issued_at.unix_timestamp())
+                            .push_bind(token.expires_at.unix_timestamp())
+                            .push_bind(token.refresh_family.as_deref());
+                    });
+                    query.push(concat!(" RETURNING ", token_columns!()));
+                    let rows: Vec<TokenRow> = match query.build_query_as().fetch_all(pool).await {
+                        Ok(rows) => rows,
+                        Err(_) => {
+                            let mut stored = Vec::with_capacity(tokens.len());
+                            for token in &tokens {
+                                stored.push(Self::insert_token_with(pool, token).await);
+                            }
+                            return stored;
+                        }
+                    };
+                    // RETURNING's order is not promised: match rows by their hash.
+                    let mut by_hash: std::collections::HashMap<SecretHash, Token> = rows
+                        .into_iter()
+                        .filter_map(|row| Token::try_from(row).ok())
+                        .map(|token| (token.access_token_hash, token))
+                        .collect();
+                    tokens
+                        .iter()
+                        .map(|token| {
+                            by_hash.remove(&token.access_token_hash).ok_or_else(|| {
+                                StoreError::Corrupt {
+                                    table: "oauthost_tokens",
+                                    reason: "a stored token was not returned".into(),
+                                }
+                            })
+                        })
+                        .collect()
+                }
+
                 /// Stores a token through `executor` (the pool, or a transaction).
                 async fn insert_token_with<'c, E>(executor: E, token: &NewToken) -> StoreResult<Token>
                 where
@@ -424,7 +481,17 @@ macro_rules! impl_store {
             #[async_trait]
             impl TokenStore for $store {
                 async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
-                    Self::insert_token_with(&self.pool, &token).await
+                    let queue = self.token_writes.get_or_init(|| {
+                        let pool = self.token_writer().clone();
+                        $crate::store::batch::WriteQueue::start(move |tokens| {
+                            let pool = pool.clone();
+                            async move { Self::insert_tokens(&pool, tokens).await }
+                        })
+                    });
+                    match queue.write(token.clone()).await {
+                        Some(stored) => stored,
+                        None => Self::insert_token_with(&self.pool, &token).await,
+                    }
                 }
 
                 async fn find_token(&self, access_hash: &SecretHash) -> StoreResult<Option<Token>> {

@@ -2,7 +2,7 @@
 
 use std::{
     str::FromStr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 
 use super::{
     admin_sql::impl_admin_store,
+    batch::WriteQueue,
     changes::{change_of, Change, ChangeFeed},
     redact_url,
     sql::impl_store,
-    StoreError, StoreResult,
+    NewToken, StoreError, StoreResult, Token,
 };
 
 /// More changes than this in one transaction are published as [`Change::Everything`].
@@ -29,13 +30,32 @@ const MAX_CHANGES_PER_COMMIT: usize = 64;
 /// How long after a commit its changes are published a second time.
 const REPUBLISH_AFTER: Duration = Duration::from_millis(2);
 
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A store in a SQLite database file, in WAL mode with foreign keys enforced.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection, for the batches of new tokens (the same as `pool` in memory).
+    token_writer: SqlitePool,
     changes: ChangeFeed,
+    /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
+    token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
+    /// The task of [`checkpoints`], stopped with the last clone of the store.
+    _checkpointing: Option<Arc<AbortOnDrop>>,
+}
+
+/// Stops a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl SqliteStore {
@@ -52,17 +72,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // No connection copies the log into the database after its own commit, which
+            // would hold up the requests queued behind that write (see `checkpoints`).
+            .pragma("wal_autocheckpoint", "0");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool = if in_memory {
-            // Each connection to `:memory:` is a database of its own: keep exactly one.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(8)
-        };
         let changes = ChangeFeed::new(true);
         let (committed, mut republish) = mpsc::unbounded_channel::<Vec<Change>>();
         let feed = changes.clone();
@@ -80,9 +94,14 @@ impl SqliteStore {
                 }
             }
         });
-        let feed = changes.clone();
-        let pool = pool
-            .after_connect(move |conn, _| {
+        let open = |connections: u32| {
+            let feed = changes.clone();
+            let committed = committed.clone();
+            let mut pool = SqlitePoolOptions::new().max_connections(connections);
+            if in_memory {
+                pool = pool.idle_timeout(None).max_lifetime(None);
+            }
+            pool.after_connect(move |conn, _| {
                 let feed = feed.clone();
                 let committed = committed.clone();
                 Box::pin(async move {
@@ -91,18 +110,44 @@ impl SqliteStore {
                 })
             })
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(url),
-                source,
-            })?;
-        Ok(Self { pool, changes })
+            .connect_with(options.clone())
+        };
+        let connect_error = |source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        // New tokens are written through a connection of their own (see `batch`): its page
+        // cache stays current, where the pool's connections find theirs outdated after
+        // every write by another connection.
+        let (pool, token_writer) = if in_memory {
+            // Each connection to `:memory:` is a database of its own: keep exactly one.
+            let pool = open(1).await.map_err(connect_error)?;
+            (pool.clone(), pool)
+        } else {
+            (
+                open(8).await.map_err(connect_error)?,
+                open(1).await.map_err(connect_error)?,
+            )
+        };
+        let checkpointing =
+            (!in_memory).then(|| Arc::new(AbortOnDrop(tokio::spawn(checkpoints(pool.clone())))));
+        Ok(Self {
+            pool,
+            token_writer,
+            changes,
+            _checkpointing: checkpointing,
+            token_writes: Arc::default(),
+        })
     }
 
     /// The feed of changes to tokens, users and clients made through this store's pool.
     fn feed(&self) -> ChangeFeed {
         self.changes.clone()
+    }
+
+    /// Where batches of new tokens are written.
+    fn token_writer(&self) -> &SqlitePool {
+        &self.token_writer
     }
 
     /// The connection pool, for an application that keeps tables of its own in the same
@@ -112,7 +157,29 @@ impl SqliteStore {
     }
 }
 
-/// Publishes the token, user and client rows a connection updates or deletes, when its
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], from a
+/// connection of its own, without blocking writers (a `PASSIVE` checkpoint), until the
+/// store is dropped. Connections do not do it themselves after their commits (the
+/// `wal_autocheckpoint` pragma is off): that made every write queued behind such a commit
+/// wait for its `fsync`.
+async fn checkpoints(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if !pool.is_closed() {
+                tracing::warn!(%error, "cannot checkpoint the SQLite log");
+            }
+        }
+    }
+}
+
+/// Publishes the token, user and client rows a connection updates or deletes, and its
+/// writes to scopes, when its
 /// transaction commits (and sends them to `committed` to be published again just after).
 fn watch_changes(
     handle: &mut LockedSqliteHandle<'_>,
@@ -122,14 +189,13 @@ fn watch_changes(
     let pending: Arc<Mutex<Vec<Change>>> = Arc::default();
     let seen = Arc::clone(&pending);
     handle.set_update_hook(move |update| {
-        if !matches!(
-            update.operation,
-            SqliteOperation::Update | SqliteOperation::Delete
-        ) {
-            return;
-        }
+        let inserted = match update.operation {
+            SqliteOperation::Insert => true,
+            SqliteOperation::Update | SqliteOperation::Delete => false,
+            _ => return,
+        };
         if let (Some(change), Ok(mut pending)) =
-            (change_of(update.table, update.rowid), seen.lock())
+            (change_of(update.table, update.rowid, inserted), seen.lock())
         {
             if pending.len() >= MAX_CHANGES_PER_COMMIT {
                 pending.clear();
