@@ -1294,8 +1294,9 @@ async fn a_new_password_ends_the_sessions_of_the_old_one(db: &TestDatabase) {
     assert_eq!(get(&admin, &server, "/admin/").await.0, StatusCode::OK);
 }
 
-async fn a_new_secret_from_the_admin_site_is_required_at_once_with_the_cache_on(db: &TestDatabase) {
-    let server = TestServer::start(
+/// A server in debug mode with the token and client caches on.
+async fn start_with_cache(db: &TestDatabase) -> TestServer {
+    TestServer::start(
         db,
         Settings {
             debug: true,
@@ -1303,7 +1304,11 @@ async fn a_new_secret_from_the_admin_site_is_required_at_once_with_the_cache_on(
             ..Settings::default()
         },
     )
-    .await;
+    .await
+}
+
+async fn a_new_secret_from_the_admin_site_is_required_at_once_with_the_cache_on(db: &TestDatabase) {
+    let server = start_with_cache(db).await;
     toolbox::create_user(&**server.store(), "admin", PASSWORD, true)
         .await
         .unwrap();
@@ -1370,15 +1375,7 @@ async fn eventually_granted(
 }
 
 async fn scope_changes_reach_issuance_at_once_with_the_cache_on(db: &TestDatabase) {
-    let server = TestServer::start(
-        db,
-        Settings {
-            debug: true,
-            token_cache_ttl: std::time::Duration::from_secs(600),
-            ..Settings::default()
-        },
-    )
-    .await;
+    let server = start_with_cache(db).await;
     let store = server.store();
     toolbox::create_user(&**store, "admin", PASSWORD, true)
         .await

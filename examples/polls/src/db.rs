@@ -169,23 +169,18 @@ impl Polls {
         Ok(self.catalogue().await?.list.clone())
     }
 
+    /// One poll's question and `{id, question, choices}`, or `None`.
+    async fn poll(&self, poll: i64) -> Result<Option<(String, Value)>, sqlx::Error> {
+        Ok(self.catalogue().await?.polls.get(&poll).cloned())
+    }
+
     async fn question(&self, poll: i64) -> Result<Option<String>, sqlx::Error> {
-        Ok(self
-            .catalogue()
-            .await?
-            .polls
-            .get(&poll)
-            .map(|(question, _)| question.clone()))
+        Ok(self.poll(poll).await?.map(|(question, _)| question))
     }
 
     /// One poll with its choices, or `None`.
     pub async fn detail(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
-        Ok(self
-            .catalogue()
-            .await?
-            .polls
-            .get(&poll)
-            .map(|(_, detail)| detail.clone()))
+        Ok(self.poll(poll).await?.map(|(_, detail)| detail))
     }
 
     /// The votes per choice of one poll, or `None`.
