@@ -387,6 +387,7 @@ macro_rules! impl_admin_store {
                     title: &str,
                     enabled: bool,
                 ) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query(
                         "UPDATE oauthost_scopes SET identifier = $2, title = $3, enabled = $4 \
                          WHERE id = $1",
@@ -402,6 +403,7 @@ macro_rules! impl_admin_store {
                 }
 
                 async fn set_scopes_enabled(&self, ids: &[i64], enabled: bool) -> StoreResult<u64> {
+                    let _writing = self.writing().await;
                     if ids.is_empty() {
                         return Ok(0);
                     }
@@ -418,6 +420,7 @@ macro_rules! impl_admin_store {
                 }
 
                 async fn delete_scopes(&self, ids: &[i64]) -> StoreResult<u64> {
+                    let _writing = self.writing().await;
                     if ids.is_empty() {
                         return Ok(0);
                     }
@@ -474,6 +477,7 @@ macro_rules! impl_admin_store {
                 }
 
                 async fn update_client(&self, id: i64, changes: &ClientChanges) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let mut tx = self.pool.begin().await?;
                     let taken: Option<(String,)> = sqlx::query_as(
                         "SELECT title FROM oauthost_clients \
@@ -546,6 +550,7 @@ macro_rules! impl_admin_store {
                     id: i64,
                     secret: Option<&SecretHash>,
                 ) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query("UPDATE oauthost_clients SET secret_hash = $2 WHERE id = $1")
                         .bind(id)
                         .bind(secret.map(|h| h.as_bytes().as_slice()))
@@ -555,6 +560,7 @@ macro_rules! impl_admin_store {
                 }
 
                 async fn delete_client(&self, id: i64) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query("DELETE FROM oauthost_clients WHERE id = $1")
                         .bind(id)
                         .execute(&self.pool)
@@ -578,6 +584,7 @@ macro_rules! impl_admin_store {
                     client_id: i64,
                     uri: &str,
                 ) -> StoreResult<RedirectEndpoint> {
+                    let _writing = self.writing().await;
                     let row: RedirectEndpointRow = sqlx::query_as(
                         "INSERT INTO oauthost_redirect_endpoints (client_id, uri) \
                          VALUES ($1, $2) RETURNING id, uri",
@@ -602,6 +609,7 @@ macro_rules! impl_admin_store {
                     client_id: i64,
                     endpoint_id: i64,
                 ) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query(
                         "DELETE FROM oauthost_redirect_endpoints WHERE id = $1 AND client_id = $2",
                     )
@@ -667,6 +675,7 @@ macro_rules! impl_admin_store {
                 }
 
                 async fn revoke_tokens(&self, ids: &[i64]) -> StoreResult<u64> {
+                    let _writing = self.writing().await;
                     if ids.is_empty() {
                         return Ok(0);
                     }
@@ -733,6 +742,7 @@ macro_rules! impl_admin_store {
                 }
 
                 async fn revoke_codes(&self, ids: &[i64]) -> StoreResult<u64> {
+                    let _writing = self.writing().await;
                     if ids.is_empty() {
                         return Ok(0);
                     }
@@ -793,6 +803,7 @@ macro_rules! impl_admin_store {
                     is_staff: bool,
                     password_hash: Option<&str>,
                 ) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query(
                         "UPDATE oauthost_users SET is_active = $2, is_staff = $3, \
                          password_hash = COALESCE($4, password_hash) WHERE id = $1",

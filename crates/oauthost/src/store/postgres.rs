@@ -44,6 +44,16 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Writers need no queue on PostgreSQL, which locks rows, not the database.
+    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
+    /// No lock for the writer of token batches either.
+    fn write_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        None
+    }
+
     /// Connects to the database named by a `postgres://` URL. Options such as
     /// `?options=-c%20search_path%3Dmyschema` are honoured.
     pub async fn connect(url: &str) -> StoreResult<Self> {

@@ -116,6 +116,7 @@ macro_rules! impl_store {
             #[async_trait]
             impl UserStore for $store {
                 async fn create_user(&self, user: NewUser, now: OffsetDateTime) -> StoreResult<User> {
+                    let _writing = self.writing().await;
                     let row: UserRow = sqlx::query_as(concat!(
                         "INSERT INTO oauthost_users \
                          (username, password_hash, is_staff, is_active, created_at) \
@@ -169,6 +170,7 @@ macro_rules! impl_store {
                 }
 
                 async fn set_user_active(&self, id: i64, active: bool) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query("UPDATE oauthost_users SET is_active = $2 WHERE id = $1")
                         .bind(id)
                         .bind(active)
@@ -190,6 +192,7 @@ macro_rules! impl_store {
             #[async_trait]
             impl ScopeStore for $store {
                 async fn create_scope(&self, scope: NewScope) -> StoreResult<Scope> {
+                    let _writing = self.writing().await;
                     let row: ScopeRow = sqlx::query_as(concat!(
                         "INSERT INTO oauthost_scopes (identifier, title, enabled) \
                          VALUES ($1, $2, $3) RETURNING ",
@@ -232,6 +235,7 @@ macro_rules! impl_store {
                     client: NewClient,
                     now: OffsetDateTime,
                 ) -> StoreResult<Client> {
+                    let _writing = self.writing().await;
                     let mut tx = self.pool.begin().await?;
 
                     // Look before writing, to name the conflict clearly; the unique
@@ -409,6 +413,7 @@ macro_rules! impl_store {
                     &self,
                     code: NewAuthorizationCode,
                 ) -> StoreResult<AuthorizationCode> {
+                    let _writing = self.writing().await;
                     let row: CodeRow = sqlx::query_as(concat!(
                         "INSERT INTO oauthost_authorization_codes (code_hash, client_id, \
                          user_id, redirect_uri, redirect_uri_explicit, scopes, code_challenge, \
@@ -437,6 +442,7 @@ macro_rules! impl_store {
                     client_id: i64,
                     check: CodeCheck<'_>,
                 ) -> StoreResult<CodeExchange> {
+                    let _writing = self.writing().await;
                     let mut tx = self.pool.begin().await?;
                     // One conditional UPDATE: the row lock (PostgreSQL) or the write lock
                     // (SQLite) lets exactly one of concurrent exchanges see `consumed = FALSE`,
@@ -483,14 +489,25 @@ macro_rules! impl_store {
                 async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
                     let queue = self.token_writes.get_or_init(|| {
                         let pool = self.token_writer().clone();
+                        let lock = self.write_lock();
                         $crate::store::batch::WriteQueue::start(move |tokens| {
                             let pool = pool.clone();
-                            async move { Self::insert_tokens(&pool, tokens).await }
+                            let lock = lock.clone();
+                            async move {
+                                let _writing = match &lock {
+                                    Some(lock) => Some(lock.lock().await),
+                                    None => None,
+                                };
+                                Self::insert_tokens(&pool, tokens).await
+                            }
                         })
                     });
                     match queue.write(token.clone()).await {
                         Some(stored) => stored,
-                        None => Self::insert_token_with(&self.pool, &token).await,
+                        None => {
+                            let _writing = self.writing().await;
+                            Self::insert_token_with(&self.pool, &token).await
+                        }
                     }
                 }
 
@@ -506,6 +523,7 @@ macro_rules! impl_store {
                 }
 
                 async fn revoke_token(&self, id: i64) -> StoreResult<bool> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query("UPDATE oauthost_tokens SET revoked = TRUE WHERE id = $1")
                         .bind(id)
                         .execute(&self.pool)
@@ -560,6 +578,7 @@ macro_rules! impl_store {
                 }
 
                 async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>> {
+                    let _writing = self.writing().await;
                     let mut tx = self.pool.begin().await?;
                     let rotated = sqlx::query(
                         "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
@@ -578,6 +597,7 @@ macro_rules! impl_store {
                 }
 
                 async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query(
                         "UPDATE oauthost_tokens SET revoked = TRUE \
                          WHERE refresh_family = $1 AND revoked = FALSE",
@@ -589,6 +609,7 @@ macro_rules! impl_store {
                 }
 
                 async fn revoke_tokens_from_code(&self, code_id: i64) -> StoreResult<u64> {
+                    let _writing = self.writing().await;
                     let done = sqlx::query(
                         "UPDATE oauthost_tokens SET revoked = TRUE WHERE revoked = FALSE \
                          AND (code_id = $1 OR refresh_family IN \
@@ -621,6 +642,7 @@ macro_rules! impl_store {
                 }
 
                 async fn save_session(&self, session: &SessionRecord) -> StoreResult<()> {
+                    let _writing = self.writing().await;
                     sqlx::query(
                         "INSERT INTO oauthost_sessions (id_hash, data, expires_at) \
                          VALUES ($1, $2, $3) ON CONFLICT (id_hash) DO UPDATE \
@@ -635,6 +657,7 @@ macro_rules! impl_store {
                 }
 
                 async fn delete_session(&self, id_hash: &SecretHash) -> StoreResult<()> {
+                    let _writing = self.writing().await;
                     sqlx::query("DELETE FROM oauthost_sessions WHERE id_hash = $1")
                         .bind(id_hash.as_bytes().as_slice())
                         .execute(&self.pool)
@@ -653,6 +676,7 @@ macro_rules! impl_store {
                     max_failures: u32,
                     lock_until: OffsetDateTime,
                 ) -> StoreResult<u32> {
+                    let _writing = self.writing().await;
                     // One statement: concurrent failures on several instances all count.
                     let (failures,): (i64,) = sqlx::query_as(
                         "INSERT INTO oauthost_login_failures (key, failures, window_start, locked_until) \
@@ -694,6 +718,7 @@ macro_rules! impl_store {
                 }
 
                 async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+                    let _writing = self.writing().await;
                     sqlx::query("DELETE FROM oauthost_login_failures WHERE key = $1")
                         .bind(key)
                         .execute(&self.pool)
@@ -711,6 +736,7 @@ macro_rules! impl_store {
                     window_start: OffsetDateTime,
                     batch: u32,
                 ) -> StoreResult<PurgeReport> {
+                    let _writing = self.writing().await;
                     let batch = i64::from(batch);
                     // Each statement deletes one bounded batch through the primary key, so
                     // no long lock is held while requests go on.

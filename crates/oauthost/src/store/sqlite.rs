@@ -42,6 +42,10 @@ pub struct SqliteStore {
     /// One connection, for the batches of new tokens (the same as `pool` in memory).
     token_writer: SqlitePool,
     changes: ChangeFeed,
+    /// Taken by every write: SQLite lets one writer in at a time, and a writer that finds
+    /// the lock taken sleeps in its busy handler for milliseconds. Queueing writers here
+    /// instead hands the lock over as soon as it is free. Readers never wait (WAL mode).
+    writer: Arc<tokio::sync::Mutex<()>>,
     /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
     token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
     /// The task of [`checkpoints`], stopped with the last clone of the store.
@@ -137,7 +141,18 @@ impl SqliteStore {
             changes,
             _checkpointing: checkpointing,
             token_writes: Arc::default(),
+            writer: Arc::default(),
         })
+    }
+
+    /// Waits for this store's turn to write; the write ends when the guard is dropped.
+    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writer.lock().await)
+    }
+
+    /// The lock [`writing`](Self::writing) takes, for the writer of token batches.
+    fn write_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        Some(Arc::clone(&self.writer))
     }
 
     /// The feed of changes to tokens, users and clients made through this store's pool.
