@@ -66,8 +66,8 @@ pub struct Polls {
 struct Catalogue {
     /// `[{id, question}]`, ordered by id.
     list: Value,
-    /// Each poll's question and `{id, question, choices}`.
-    polls: HashMap<i64, (String, Value)>,
+    /// Each poll's `{id, question, choices}`.
+    polls: HashMap<i64, Value>,
 }
 
 impl Polls {
@@ -109,7 +109,7 @@ impl Polls {
             list.push(json!({ "id": id, "question": question }));
             let choices = by_poll.remove(&id).unwrap_or_default();
             let detail = json!({ "id": id, "question": question, "choices": choices });
-            details.insert(id, (question, detail));
+            details.insert(id, detail);
         }
         let catalogue = Arc::new(Catalogue {
             list: Value::Array(list),
@@ -169,18 +169,18 @@ impl Polls {
         Ok(self.catalogue().await?.list.clone())
     }
 
-    /// One poll's question and `{id, question, choices}`, or `None`.
-    async fn poll(&self, poll: i64) -> Result<Option<(String, Value)>, sqlx::Error> {
-        Ok(self.catalogue().await?.polls.get(&poll).cloned())
-    }
-
     async fn question(&self, poll: i64) -> Result<Option<String>, sqlx::Error> {
-        Ok(self.poll(poll).await?.map(|(question, _)| question))
+        let catalogue = self.catalogue().await?;
+        let question = catalogue
+            .polls
+            .get(&poll)
+            .and_then(|p| p["question"].as_str());
+        Ok(question.map(str::to_owned))
     }
 
     /// One poll with its choices, or `None`.
     pub async fn detail(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
-        Ok(self.poll(poll).await?.map(|(_, detail)| detail))
+        Ok(self.catalogue().await?.polls.get(&poll).cloned())
     }
 
     /// The votes per choice of one poll, or `None`.

@@ -44,12 +44,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Writers need no queue on PostgreSQL, which locks rows, not the database.
-    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        None
-    }
-
-    /// No lock for the writer of token batches either.
+    /// Writers need no turns on PostgreSQL, which locks rows, not the database.
     fn write_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
         None
     }

@@ -5,6 +5,17 @@
 //! type that has a `pool` field of its database's pool type and a `MIGRATOR` static beside
 //! it, so each query exists once and both backends run exactly the same logic.
 
+/// Waits for a turn on `lock`, when there is one (SQLite's writers take turns; see
+/// `SqliteStore`).
+pub(super) async fn take_turn(
+    lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    match lock {
+        Some(lock) => Some(lock.lock_owned().await),
+        None => None,
+    }
+}
+
 /// Implements every storage trait and [`Store`](super::Store) for `$store`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
@@ -17,6 +28,7 @@ macro_rules! impl_store {
             use time::OffsetDateTime;
 
             use $crate::store::{
+                sql::take_turn,
                 rows::{
                     client_columns, code_columns, duplicate_or, scope_columns, token_columns,
                     user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow, TokenDetailsRow,
@@ -29,6 +41,12 @@ macro_rules! impl_store {
             };
 
             impl $store {
+                /// Waits for this store's turn to write, if its database needs writers to
+                /// take turns; the write ends when the guard is dropped.
+                async fn writing(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+                    take_turn(self.write_lock()).await
+                }
+
                 /// Stores `tokens` in one statement, answering for each in its order; if
                 /// that fails (a client deleted meanwhile, say), each is stored alone so that
                 /// only the faulty ones fail.
@@ -494,10 +512,7 @@ macro_rules! impl_store {
                             let pool = pool.clone();
                             let lock = lock.clone();
                             async move {
-                                let _writing = match &lock {
-                                    Some(lock) => Some(lock.lock().await),
-                                    None => None,
-                                };
+                                let _writing = take_turn(lock).await;
                                 Self::insert_tokens(&pool, tokens).await
                             }
                         })

@@ -145,12 +145,7 @@ impl SqliteStore {
         })
     }
 
-    /// Waits for this store's turn to write; the write ends when the guard is dropped.
-    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        Some(self.writer.lock().await)
-    }
-
-    /// The lock [`writing`](Self::writing) takes, for the writer of token batches.
+    /// The lock writers take turns on (see the `writer` field).
     fn write_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
         Some(Arc::clone(&self.writer))
     }
