@@ -37,9 +37,19 @@ pub trait Authenticator: Send + Sync + 'static {
         -> Result<Option<User>, AuthError>;
 }
 
-/// How many password hashes are computed at once when no limit is given: one per core.
+/// How many password hashes are computed at once when no limit is given: one per core but
+/// one, and at least one.
+///
+/// Each hash takes a core for a few milliseconds and 19 MiB: leaving a core free keeps the
+/// rest of the server (token checks, issuance) responsive while logins saturate hashing,
+/// and keeps peak memory lower.
 pub fn default_hashing_limit() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    hashing_limit_for(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The default limit on a machine of `cores` cores.
+fn hashing_limit_for(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 /// Checks passwords against oauthost's own user table (argon2id).
@@ -149,5 +159,17 @@ impl Authenticator for StoreAuthenticator {
             })
             .await?;
         Ok(user.filter(|user| matches && user.is_active))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hashing_limit_for;
+
+    #[test]
+    fn hashing_leaves_a_core_for_the_rest_of_the_server() {
+        assert_eq!(hashing_limit_for(1), 1);
+        assert_eq!(hashing_limit_for(2), 1);
+        assert_eq!(hashing_limit_for(8), 7);
     }
 }
