@@ -593,22 +593,51 @@ macro_rules! impl_store {
                 }
 
                 async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>> {
+                    // One round trip for the rotation and the new token. Only one of
+                    // concurrent rotations finds the old token unrotated: PostgreSQL's row
+                    // lock makes the others wait and then see it rotated; SQLite writes one
+                    // at a time. The new row is inserted only if the old one was rotated.
+                    const ROTATE: &str = "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
+                         WHERE id = $1 AND refresh_rotated = FALSE AND revoked = FALSE";
+                    const INSERT: &str = "INSERT INTO oauthost_tokens (access_token_hash, \
+                         refresh_token_hash, token_type, user_id, client_id, code_id, scopes, \
+                         issued_at, expires_at, refresh_family) \
+                         SELECT $2, $3, 'bearer', $4, $5, $6, $7, $8, $9, $10";
+                    let statement = match $backend {
+                        // A data-modifying WITH: one atomic statement.
+                        Backend::Postgres => format!(
+                            "WITH rotated AS ({ROTATE} RETURNING id) {INSERT} FROM rotated RETURNING {}",
+                            token_columns!()
+                        ),
+                        // Two statements sent together, in one transaction (below);
+                        // `changes()` is the number of rows the UPDATE changed.
+                        Backend::Sqlite => format!(
+                            "{ROTATE}; {INSERT} WHERE changes() = 1 RETURNING {}",
+                            token_columns!()
+                        ),
+                    };
                     let _writing = self.writing().await;
-                    let mut tx = self.pool.begin().await?;
-                    let rotated = sqlx::query(
-                        "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
-                         WHERE id = $1 AND refresh_rotated = FALSE AND revoked = FALSE",
-                    )
-                    .bind(old_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if rotated.rows_affected() == 0 {
-                        tx.rollback().await?;
-                        return Ok(None);
-                    }
-                    let token = Self::insert_token_with(&mut *tx, &new).await?;
-                    tx.commit().await?;
-                    Ok(Some(token))
+                    let query = sqlx::query_as::<_, TokenRow>(&statement)
+                        .bind(old_id)
+                        .bind(new.access_token_hash.as_bytes().as_slice())
+                        .bind(new.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                        .bind(new.user_id)
+                        .bind(new.client_id)
+                        .bind(new.code_id)
+                        .bind(new.scopes.to_string())
+                        .bind(new.issued_at.unix_timestamp())
+                        .bind(new.expires_at.unix_timestamp())
+                        .bind(&new.refresh_family);
+                    let row = match $backend {
+                        Backend::Postgres => query.fetch_optional(&self.pool).await?,
+                        Backend::Sqlite => {
+                            let mut tx = self.pool.begin().await?;
+                            let row = query.fetch_optional(&mut *tx).await?;
+                            tx.commit().await?;
+                            row
+                        }
+                    };
+                    row.map(TryInto::try_into).transpose()
                 }
 
                 async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
