@@ -461,7 +461,9 @@ macro_rules! impl_store {
                     check: CodeCheck<'_>,
                 ) -> StoreResult<CodeExchange> {
                     let _writing = self.writing().await;
-                    let mut tx = self.pool.begin().await?;
+                    // The connection new tokens are written by (SQLite: one of its own,
+                    // whose page cache stays current).
+                    let mut tx = self.token_writer().begin().await?;
                     // One conditional UPDATE: the row lock (PostgreSQL) or the write lock
                     // (SQLite) lets exactly one of concurrent exchanges see `consumed = FALSE`,
                     // and the others wait until its token is committed.
@@ -630,8 +632,10 @@ macro_rules! impl_store {
                         .bind(&new.refresh_family);
                     let row = match $backend {
                         Backend::Postgres => query.fetch_optional(&self.pool).await?,
+                        // Through the connection new tokens are written by, whose page
+                        // cache no other connection's write has made stale.
                         Backend::Sqlite => {
-                            let mut tx = self.pool.begin().await?;
+                            let mut tx = self.token_writer().begin().await?;
                             let row = query.fetch_optional(&mut *tx).await?;
                             tx.commit().await?;
                             row
