@@ -104,27 +104,37 @@ macro_rules! impl_store {
                         .collect()
                 }
 
+                /// Binds a new token's nine columns, in the order of the `INSERT`s' column lists
+                /// (`access_token_hash` … `refresh_family`), after whatever `query` has bound.
+                fn bind_new_token<'q, O>(
+                    query: sqlx::query::QueryAs<'q, $db, O, <$db as sqlx::Database>::Arguments<'q>>,
+                    token: &'q NewToken,
+                ) -> sqlx::query::QueryAs<'q, $db, O, <$db as sqlx::Database>::Arguments<'q>> {
+                    query
+                        .bind(token.access_token_hash.as_bytes().as_slice())
+                        .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                        .bind(token.user_id)
+                        .bind(token.client_id)
+                        .bind(token.code_id)
+                        .bind(token.scopes.to_string())
+                        .bind(token.issued_at.unix_timestamp())
+                        .bind(token.expires_at.unix_timestamp())
+                        .bind(&token.refresh_family)
+                }
+
                 /// Stores a token through `executor` (the pool, or a transaction).
                 async fn insert_token_with<'c, E>(executor: E, token: &NewToken) -> StoreResult<Token>
                 where
                     E: sqlx::Executor<'c, Database = $db>,
                 {
-                    let row: TokenRow = sqlx::query_as(concat!(
+                    let query = sqlx::query_as(concat!(
                         "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
                          token_type, user_id, client_id, code_id, scopes, issued_at, \
                          expires_at, refresh_family) \
                          VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
                         token_columns!()
-                    ))
-                    .bind(token.access_token_hash.as_bytes().as_slice())
-                    .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
-                    .bind(token.user_id)
-                    .bind(token.client_id)
-                    .bind(token.code_id)
-                    .bind(token.scopes.to_string())
-                    .bind(token.issued_at.unix_timestamp())
-                    .bind(token.expires_at.unix_timestamp())
-                    .bind(&token.refresh_family)
+                    ));
+                    let row: TokenRow = Self::bind_new_token(query, token)
                     .fetch_one(executor)
                     .await?;
                     row.try_into()
@@ -605,7 +615,9 @@ macro_rules! impl_store {
                          refresh_token_hash, token_type, user_id, client_id, code_id, scopes, \
                          issued_at, expires_at, refresh_family) \
                          SELECT $2, $3, 'bearer', $4, $5, $6, $7, $8, $9, $10";
-                    let statement = match $backend {
+                    // Written once per backend (each expansion of this function has its own).
+                    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                    let statement = STATEMENT.get_or_init(|| match $backend {
                         // A data-modifying WITH: one atomic statement.
                         Backend::Postgres => format!(
                             "WITH rotated AS ({ROTATE} RETURNING id) {INSERT} FROM rotated RETURNING {}",
@@ -617,19 +629,12 @@ macro_rules! impl_store {
                             "{ROTATE}; {INSERT} WHERE changes() = 1 RETURNING {}",
                             token_columns!()
                         ),
-                    };
+                    });
                     let _writing = self.writing().await;
-                    let query = sqlx::query_as::<_, TokenRow>(&statement)
-                        .bind(old_id)
-                        .bind(new.access_token_hash.as_bytes().as_slice())
-                        .bind(new.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
-                        .bind(new.user_id)
-                        .bind(new.client_id)
-                        .bind(new.code_id)
-                        .bind(new.scopes.to_string())
-                        .bind(new.issued_at.unix_timestamp())
-                        .bind(new.expires_at.unix_timestamp())
-                        .bind(&new.refresh_family);
+                    let query = Self::bind_new_token(
+                        sqlx::query_as::<_, TokenRow>(statement).bind(old_id),
+                        &new,
+                    );
                     let row = match $backend {
                         Backend::Postgres => query.fetch_optional(&self.pool).await?,
                         // Through the connection new tokens are written by, whose page
