@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use oauthost::store::{
-    self, AuthorizationCode, CodeExchange, DynStore, NewAuthorizationCode, NewClient, NewScope,
-    NewToken, NewUser, SessionRecord, StoreError,
+    self,
+    changes::{Change, ChangeListener},
+    AuthorizationCode, CodeExchange, DynStore, NewAuthorizationCode, NewClient, NewScope, NewToken,
+    NewUser, SessionRecord, StoreError,
 };
 use oauthost_core::{
     client::{ClientType, GrantTypes},
@@ -14,7 +16,7 @@ use oauthost_core::{
     redirect::RedirectUri,
     secret::{Secret, SecretHash},
 };
-use oauthost_testkit::{backend_tests, TestDatabase};
+use oauthost_testkit::{backend_tests, TestBackend, TestDatabase};
 use time::OffsetDateTime;
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -866,7 +868,52 @@ async fn purge_deletes_only_what_is_dead(db: &TestDatabase) {
     );
 }
 
+/// Remembers the changes a feed publishes.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<Change>>);
+
+impl ChangeListener for Seen {
+    fn changed(&self, change: Change) {
+        self.0.lock().unwrap().push(change);
+    }
+}
+
+async fn changes_committed_before_catching_up_are_published(db: &TestDatabase) {
+    let store = open(db).await;
+    let (_, client) = setup_client(&store).await;
+    // Another instance on PostgreSQL; on SQLite only the store's own pool is watched.
+    let observer = match db.backend() {
+        TestBackend::Postgres => store::connect(db.url()).await.unwrap(),
+        TestBackend::Sqlite => store.clone(),
+    };
+    let feed = observer
+        .change_feed()
+        .expect("both backends report changes");
+    let seen = Arc::new(Seen::default());
+    let listener: Arc<dyn ChangeListener> = seen.clone();
+    feed.subscribe(Arc::downgrade(&listener));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !feed.caught_up().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never went live"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for _ in 0..40 {
+        let token = store.insert_token(token_for(client)).await.unwrap();
+        seen.0.lock().unwrap().clear();
+        assert!(store.revoke_token(token.id).await.unwrap());
+        assert!(feed.caught_up().await);
+        assert!(
+            seen.0.lock().unwrap().contains(&Change::Token(token.id)),
+            "a revocation committed before catching up was not published"
+        );
+    }
+}
+
 backend_tests!(
+    changes_committed_before_catching_up_are_published,
     revoking_a_code_reaches_the_tokens_refreshed_from_it,
     purge_deletes_only_what_is_dead,
     refresh_rotation_is_atomic_and_families_revoke_together,

@@ -5,7 +5,9 @@
 //! check read (token, client identifier, user). Expiry is checked again on every hit. An
 //! entry is dropped at once when the store's [`ChangeFeed`] reports a change to its token,
 //! and every entry when a user or client changes; while the feed is not live (PostgreSQL's
-//! listening connection is down) nothing is answered from memory. The time-to-live bounds
+//! listening connection is down) nothing is answered from memory, and a hit is trusted only
+//! once the feed has [caught up](ChangeFeed::caught_up) with every change committed before
+//! the lookup (at once on SQLite; one shared round trip on PostgreSQL). The time-to-live bounds
 //! how stale an entry can be should a change go unseen (a write by another process to a
 //! SQLite file); see the deployment guide.
 
@@ -68,9 +70,20 @@ impl TokenCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The cached details of the token hashing to `hash`, or the generation to hand to
+    /// The cached details of the token hashing to `hash`, once the feed has caught up
+    /// with every change committed before the call; or the generation to hand to
     /// [`insert`](Self::insert) after reading the token from the store.
-    pub(crate) fn get(&self, hash: &SecretHash, now: Instant) -> Result<TokenDetails, u64> {
+    pub(crate) async fn lookup(&self, hash: &SecretHash) -> Result<TokenDetails, u64> {
+        confirmed(
+            &self.feed,
+            || self.get(hash, Instant::now()),
+            || self.state().generation,
+        )
+        .await
+    }
+
+    /// What [`lookup`](Self::lookup) finds at `now`, without waiting for the feed.
+    fn get(&self, hash: &SecretHash, now: Instant) -> Result<TokenDetails, u64> {
         let mut state = self.state();
         if !self.feed.is_live() {
             return Err(state.generation);
@@ -173,9 +186,20 @@ impl ClientCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The client called `identifier`, or the generation to hand to [`insert`](Self::insert)
+    /// The client called `identifier`, once the feed has caught up with every change
+    /// committed before the call; or the generation to hand to [`insert`](Self::insert)
     /// after reading it from the store.
-    pub(crate) fn get(&self, identifier: &str, now: Instant) -> Result<Client, u64> {
+    pub(crate) async fn lookup(&self, identifier: &str) -> Result<Client, u64> {
+        confirmed(
+            &self.feed,
+            || self.get(identifier, Instant::now()),
+            || self.state().generation,
+        )
+        .await
+    }
+
+    /// What [`lookup`](Self::lookup) finds at `now`, without waiting for the feed.
+    fn get(&self, identifier: &str, now: Instant) -> Result<Client, u64> {
         let state = self.state();
         match state.entries.get(identifier) {
             Some((client, stored))
@@ -201,9 +225,21 @@ impl ClientCache {
             .insert(client.identifier.clone(), (client, now));
     }
 
-    /// The scopes the client with key `client_id` may be granted, or the generation to
-    /// hand to [`insert_scopes`](Self::insert_scopes) after reading them from the store.
-    pub(crate) fn scopes(&self, client_id: i64, now: Instant) -> Result<AvailableScopes, u64> {
+    /// The scopes the client with key `client_id` may be granted, once the feed has caught
+    /// up with every change committed before the call; or the generation to hand to
+    /// [`insert_scopes`](Self::insert_scopes) after reading them from the store.
+    pub(crate) async fn lookup_scopes(&self, client_id: i64) -> Result<AvailableScopes, u64> {
+        confirmed(
+            &self.feed,
+            || self.scopes(client_id, Instant::now()),
+            || self.state().generation,
+        )
+        .await
+    }
+
+    /// What [`lookup_scopes`](Self::lookup_scopes) finds at `now`, without waiting for the
+    /// feed.
+    fn scopes(&self, client_id: i64, now: Instant) -> Result<AvailableScopes, u64> {
         let state = self.state();
         match state.scopes.get(&client_id) {
             Some((scopes, stored))
@@ -243,6 +279,22 @@ impl ChangeListener for ClientCache {
             state.entries.clear();
             state.scopes.clear();
         }
+    }
+}
+
+/// A hit of `get`, trusted once `feed` has caught up with every change committed before
+/// the call, and read again then (the change may have evicted it); a hit that cannot be
+/// confirmed is a miss, with the current `generation`.
+async fn confirmed<T>(
+    feed: &ChangeFeed,
+    get: impl Fn() -> Result<T, u64>,
+    generation: impl Fn() -> u64,
+) -> Result<T, u64> {
+    get()?;
+    if feed.caught_up().await {
+        get()
+    } else {
+        Err(generation())
     }
 }
 

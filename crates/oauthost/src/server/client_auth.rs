@@ -87,7 +87,7 @@ impl Oauthost {
         let Some(cache) = &self.inner.client_cache else {
             return Ok(self.store().find_client(identifier).await?);
         };
-        let generation = match cache.get(identifier, std::time::Instant::now()) {
+        let generation = match cache.lookup(identifier).await {
             Ok(client) => return Ok(Some(client)),
             Err(generation) => generation,
         };

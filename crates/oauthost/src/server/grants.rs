@@ -74,7 +74,7 @@ impl Oauthost {
         let Some(cache) = &self.inner.client_cache else {
             return self.read_available_scopes(client).await;
         };
-        let generation = match cache.scopes(client.id, std::time::Instant::now()) {
+        let generation = match cache.lookup_scopes(client.id).await {
             Ok(scopes) => return Ok(scopes),
             Err(generation) => generation,
         };

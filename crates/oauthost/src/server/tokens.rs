@@ -211,7 +211,7 @@ impl Oauthost {
         let Some(cache) = &self.inner.token_cache else {
             return Ok(self.store().find_token_details(hash, false).await?);
         };
-        let generation = match cache.get(hash, Instant::now()) {
+        let generation = match cache.lookup(hash).await {
             Ok(details) => return Ok(Some(details)),
             Err(generation) => generation,
         };

@@ -15,11 +15,25 @@
 //!   of many tokens at once; each
 //!   instance listens on a connection of its own. While that connection is down the feed
 //!   is not [live](ChangeFeed::is_live) and caches must not be trusted.
+//!
+//!   A notification reaches the other instances a moment after its transaction commits,
+//!   so a cache hit first waits until the feed has [caught up](ChangeFeed::caught_up):
+//!   the listening connection makes one round trip to the database, and PostgreSQL sends
+//!   a listener every notification already committed before it answers. Concurrent
+//!   requests share a round trip; a request waits for one that began after it arrived.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc, Mutex, Weak,
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, Weak,
+    },
+    time::Duration,
 };
+
+use tokio::sync::{watch, Notify};
+
+/// How long a cache hit waits for the feed to catch up before it is treated as a miss.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +62,45 @@ pub struct ChangeFeed {
 struct FeedInner {
     listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
     live: AtomicBool,
+    /// For a feed told asynchronously (PostgreSQL's); `None` where changes are published
+    /// before their writer goes on (SQLite's hooks).
+    fence: Option<Fence>,
+}
+
+/// Rounds that tell waiters the feed has published every change committed before the
+/// round began.
+struct Fence {
+    rounds: Mutex<Rounds>,
+    /// Wakes the listener when a round is wanted.
+    wanted: Notify,
+    /// The last round that ended.
+    ended: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Rounds {
+    /// The last round begun.
+    begun: u64,
+    /// Whether someone waits for a round not begun yet.
+    wanted: bool,
+}
+
+impl Default for Fence {
+    fn default() -> Self {
+        Self {
+            rounds: Mutex::default(),
+            wanted: Notify::new(),
+            ended: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Fence {
+    fn rounds(&self) -> std::sync::MutexGuard<'_, Rounds> {
+        self.rounds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl std::fmt::Debug for ChangeFeed {
@@ -59,11 +112,79 @@ impl std::fmt::Debug for ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// A feed, live or not.
+    /// A feed, live or not, whose changes are published before their writer goes on.
     pub fn new(live: bool) -> Self {
         let feed = Self::default();
         feed.inner.live.store(live, Ordering::SeqCst);
         feed
+    }
+
+    /// A feed, not live yet, told of changes some time after they commit: whoever tells it
+    /// must also answer [`next_round`](Self::next_round), so that
+    /// [`caught_up`](Self::caught_up) can wait for it.
+    pub fn asynchronous() -> Self {
+        Self {
+            inner: Arc::new(FeedInner {
+                fence: Some(Fence::default()),
+                ..FeedInner::default()
+            }),
+        }
+    }
+
+    /// Waits until every change committed before the call has been published; false when
+    /// that cannot be known (the feed is not live, or did not catch up within two
+    /// seconds), and a cache must read the database instead. At once for a feed whose
+    /// changes are published before their writer goes on.
+    pub async fn caught_up(&self) -> bool {
+        let Some(fence) = &self.inner.fence else {
+            return self.is_live();
+        };
+        let mut ended = fence.ended.subscribe();
+        let round = {
+            let mut rounds = fence.rounds();
+            rounds.wanted = true;
+            rounds.begun + 1
+        };
+        // Checked once the round is wanted: a feed that stops being live from now on ends it.
+        if !self.is_live() {
+            return false;
+        }
+        fence.wanted.notify_one();
+        let waited = tokio::time::timeout(CATCH_UP_TIMEOUT, ended.wait_for(|&r| r >= round));
+        matches!(waited.await, Ok(Ok(_))) && self.is_live()
+    }
+
+    /// For whoever tells an [asynchronous](Self::asynchronous) feed: waits until a
+    /// [`caught_up`](Self::caught_up) call wants a round, and begins it. Publish everything
+    /// committed until now, then call [`end_round`](Self::end_round) with its number.
+    /// Never ends for a feed that is not asynchronous.
+    pub async fn next_round(&self) -> u64 {
+        let Some(fence) = &self.inner.fence else {
+            return std::future::pending().await;
+        };
+        loop {
+            {
+                let mut rounds = fence.rounds();
+                if rounds.wanted {
+                    rounds.wanted = false;
+                    rounds.begun += 1;
+                    return rounds.begun;
+                }
+            }
+            fence.wanted.notified().await;
+        }
+    }
+
+    /// Ends round `round` (see [`next_round`](Self::next_round)), and every round before.
+    /// A feed that stops being live ends its rounds too: waiters then find it not live.
+    pub fn end_round(&self, round: u64) {
+        if let Some(fence) = &self.inner.fence {
+            fence.ended.send_if_modified(|ended| {
+                let later = round > *ended;
+                *ended = (*ended).max(round);
+                later
+            });
+        }
     }
 
     /// Tells `listener` about every change from now on, for as long as it lives.
@@ -99,6 +220,18 @@ impl ChangeFeed {
         let was = self.inner.live.swap(live, Ordering::SeqCst);
         if was != live {
             self.publish(Change::Everything);
+        }
+        if !live {
+            if let Some(fence) = &self.inner.fence {
+                // Ends, unserved, the round anyone waits for, who then finds the feed not live.
+                let begun = {
+                    let mut rounds = fence.rounds();
+                    rounds.wanted = false;
+                    rounds.begun += 1;
+                    rounds.begun
+                };
+                self.end_round(begun);
+            }
         }
     }
 }
@@ -149,6 +282,55 @@ mod tests {
         );
         drop(recorder);
         feed.publish(Change::Everything);
+    }
+
+    #[tokio::test]
+    async fn a_feed_published_before_its_writer_goes_on_is_caught_up_while_live() {
+        assert!(ChangeFeed::new(true).caught_up().await);
+        assert!(!ChangeFeed::new(false).caught_up().await);
+    }
+
+    #[tokio::test]
+    async fn catching_up_waits_for_a_round_begun_after_the_call() {
+        let feed = ChangeFeed::asynchronous();
+        feed.set_live(true);
+        let first = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.caught_up().await }
+        });
+        let round = feed.next_round().await;
+        // Wanted while the first round runs: that round may have missed its changes.
+        let second = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.caught_up().await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        feed.end_round(round);
+        assert!(first.await.unwrap());
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!second.is_finished(), "the running round ended its wait");
+        let next = feed.next_round().await;
+        assert!(next > round);
+        feed.end_round(next);
+        assert!(second.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_feed_that_stops_being_live_ends_the_wait_unconfirmed() {
+        let feed = ChangeFeed::asynchronous();
+        assert!(!feed.caught_up().await, "not live yet");
+        feed.set_live(true);
+        let waiting = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.caught_up().await }
+        });
+        let _round = feed.next_round().await;
+        feed.set_live(false);
+        assert!(!waiting.await.unwrap());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{
 use sqlx::{
     migrate::Migrator,
     postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions},
-    Connection,
+    Connection, Executor,
 };
 
 use super::{
@@ -78,7 +78,7 @@ impl PostgresStore {
             .connect_lazy_with(options);
         Ok(Self {
             pool,
-            changes: ChangeFeed::new(false),
+            changes: ChangeFeed::asynchronous(),
             listening: Arc::default(),
             token_writes: Arc::default(),
         })
@@ -116,9 +116,7 @@ async fn listen(pool: PgPool, feed: ChangeFeed) {
             Ok(mut listener) => match listener.listen(CHANNEL).await {
                 Ok(()) => {
                     feed.set_live(true);
-                    while let Ok(Some(notification)) = listener.try_recv().await {
-                        feed.publish(parse_notification(notification.payload()));
-                    }
+                    relay(&mut listener, &feed).await;
                 }
                 Err(error) => tracing::warn!(%error, "cannot listen for token changes"),
             },
@@ -130,6 +128,39 @@ async fn listen(pool: PgPool, feed: ChangeFeed) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Publishes notifications as they come, and answers the feed's rounds, until the
+/// connection fails.
+async fn relay(listener: &mut PgListener, feed: &ChangeFeed) {
+    loop {
+        tokio::select! {
+            // Both are cancel-safe: a message half read stays buffered in the connection.
+            received = listener.try_recv() => match received {
+                Ok(Some(notification)) => {
+                    feed.publish(parse_notification(notification.payload()));
+                }
+                _ => return,
+            },
+            round = feed.next_round() => {
+                // Before it answers, the server sends every notification committed before
+                // the query came; the connection buffers those that arrive meanwhile.
+                if round_trip(listener).await.is_err() {
+                    return;
+                }
+                while let Some(notification) = listener.next_buffered() {
+                    feed.publish(parse_notification(notification.payload()));
+                }
+                feed.end_round(round);
+            }
+        }
+    }
+}
+
+/// One query on the listening connection (a boxed future, whose type spares `spawn`
+/// a proof that it is `Send` for every lifetime).
+async fn round_trip(listener: &mut PgListener) -> sqlx::Result<()> {
+    Executor::execute(listener, "SELECT 1").await.map(drop)
 }
 
 impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);
