@@ -93,9 +93,11 @@ async fn three_instances_share_sessions_codes_and_revocations() {
                 "--bind",
                 "127.0.0.1:0",
                 // The cache of validated tokens, with a time-to-live longer than the test:
-                // only the change notifications can make a revocation seen at once.
+                // only the change notifications can make a revocation seen at once, and
+                // strictness makes sure they are read before a cached token is trusted.
                 "--token-cache-ttl",
                 "600",
+                "--strict-revocation",
             ],
             &[],
         )

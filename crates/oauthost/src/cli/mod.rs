@@ -13,6 +13,7 @@
 //!         [--trust-forwarded-proto] [--issuer URL] [--mount-path PATH]
 //!         [--no-implicit-grant] [--no-password-grant] [--no-pkce-plain]
 //!         [--no-query-tokens] [--purge-every SECS] [--token-cache-ttl SECS]
+//!         [--strict-revocation]
 //!         [--template NAME=FILE]...
 //!   user create USERNAME (--password P | --password-stdin) [--staff]
 //!   user list

@@ -61,6 +61,13 @@ pub struct ServeArgs {
     /// changes the server cannot see, such as another process writing a SQLite file.
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub token_cache_ttl: u64,
+    /// With the cache on PostgreSQL, trust a cached token only once this instance has read
+    /// every change committed before the request (one round trip shared by concurrent
+    /// requests): a revocation on any instance is then refused everywhere from the moment
+    /// it commits, at some cost in throughput. Without it, another instance refuses the
+    /// token once it reads the revocation's notification (usually well under a millisecond).
+    #[arg(long)]
+    pub strict_revocation: bool,
     /// Replace a page template: NAME=FILE, NAME one of login, logout, authorize,
     /// authorize_error, authorize_proceed, forbidden, restricted (also
     /// `OAUTHOST_TEMPLATE_<NAME>=FILE`).
@@ -82,6 +89,7 @@ impl ServeArgs {
             issuer: self.issuer.clone(),
             mount_path: self.mount_path.trim_end_matches('/').to_owned(),
             token_cache_ttl: std::time::Duration::from_secs(self.token_cache_ttl),
+            strict_revocation: self.strict_revocation,
             ..Settings::default()
         }
     }

@@ -5,9 +5,10 @@
 //! check read (token, client identifier, user). Expiry is checked again on every hit. An
 //! entry is dropped at once when the store's [`ChangeFeed`] reports a change to its token,
 //! and every entry when a user or client changes; while the feed is not live (PostgreSQL's
-//! listening connection is down) nothing is answered from memory, and a hit is trusted only
-//! once the feed has [caught up](ChangeFeed::caught_up) with every change committed before
-//! the lookup (at once on SQLite; one shared round trip on PostgreSQL). The time-to-live bounds
+//! listening connection is down) nothing is answered from memory. With
+//! `Settings::strict_revocation`, a hit is trusted only once the feed has
+//! [caught up](ChangeFeed::caught_up) with every change committed before the lookup (at once
+//! on SQLite; one shared round trip on PostgreSQL). The time-to-live bounds
 //! how stale an entry can be should a change go unseen (a write by another process to a
 //! SQLite file); see the deployment guide.
 
@@ -32,6 +33,8 @@ pub(crate) struct TokenCache {
     ttl: Duration,
     capacity: usize,
     feed: ChangeFeed,
+    /// Whether a hit waits for the feed to catch up (`Settings::strict_revocation`).
+    strict: bool,
     state: Mutex<State>,
 }
 
@@ -45,16 +48,18 @@ struct State {
 }
 
 impl TokenCache {
-    /// A cache whose entries live at most `ttl`, told of changes by `feed`.
-    pub(crate) fn new(ttl: Duration, feed: ChangeFeed) -> Arc<Self> {
-        Self::with_capacity(ttl, feed, DEFAULT_CAPACITY)
+    /// A cache whose entries live at most `ttl`, told of changes by `feed`, whose hits
+    /// wait for the feed to catch up when `strict`.
+    pub(crate) fn new(ttl: Duration, feed: ChangeFeed, strict: bool) -> Arc<Self> {
+        Self::with_capacity(ttl, feed, strict, DEFAULT_CAPACITY)
     }
 
-    fn with_capacity(ttl: Duration, feed: ChangeFeed, capacity: usize) -> Arc<Self> {
+    fn with_capacity(ttl: Duration, feed: ChangeFeed, strict: bool, capacity: usize) -> Arc<Self> {
         let cache = Arc::new(Self {
             ttl,
             capacity,
             feed: feed.clone(),
+            strict,
             state: Mutex::default(),
         });
         let listener: Arc<dyn ChangeListener> = cache.clone();
@@ -75,7 +80,7 @@ impl TokenCache {
     /// [`insert`](Self::insert) after reading the token from the store.
     pub(crate) async fn lookup(&self, hash: &SecretHash) -> Result<TokenDetails, u64> {
         confirmed(
-            &self.feed,
+            self.strict.then_some(&self.feed),
             || self.get(hash, Instant::now()),
             || self.state().generation,
         )
@@ -155,6 +160,8 @@ impl ChangeListener for TokenCache {
 pub(crate) struct ClientCache {
     ttl: Duration,
     feed: ChangeFeed,
+    /// Whether a hit waits for the feed to catch up (`Settings::strict_revocation`).
+    strict: bool,
     state: Mutex<ClientState>,
 }
 
@@ -169,10 +176,11 @@ struct ClientState {
 pub(crate) type AvailableScopes = (ScopeList, bool);
 
 impl ClientCache {
-    pub(crate) fn new(ttl: Duration, feed: ChangeFeed) -> Arc<Self> {
+    pub(crate) fn new(ttl: Duration, feed: ChangeFeed, strict: bool) -> Arc<Self> {
         let cache = Arc::new(Self {
             ttl,
             feed: feed.clone(),
+            strict,
             state: Mutex::default(),
         });
         let listener: Arc<dyn ChangeListener> = cache.clone();
@@ -191,7 +199,7 @@ impl ClientCache {
     /// after reading it from the store.
     pub(crate) async fn lookup(&self, identifier: &str) -> Result<Client, u64> {
         confirmed(
-            &self.feed,
+            self.strict.then_some(&self.feed),
             || self.get(identifier, Instant::now()),
             || self.state().generation,
         )
@@ -230,7 +238,7 @@ impl ClientCache {
     /// [`insert_scopes`](Self::insert_scopes) after reading them from the store.
     pub(crate) async fn lookup_scopes(&self, client_id: i64) -> Result<AvailableScopes, u64> {
         confirmed(
-            &self.feed,
+            self.strict.then_some(&self.feed),
             || self.scopes(client_id, Instant::now()),
             || self.state().generation,
         )
@@ -282,15 +290,19 @@ impl ChangeListener for ClientCache {
     }
 }
 
-/// A hit of `get`, trusted once `feed` has caught up with every change committed before
-/// the call, and read again then (the change may have evicted it); a hit that cannot be
-/// confirmed is a miss, with the current `generation`.
+/// A hit of `get`, trusted at once without a feed to wait for, else once `feed` has caught
+/// up with every change committed before the call, and read again then (the change may
+/// have evicted it); a hit that cannot be confirmed is a miss, with the current
+/// `generation`.
 async fn confirmed<T>(
-    feed: &ChangeFeed,
+    feed: Option<&ChangeFeed>,
     get: impl Fn() -> Result<T, u64>,
     generation: impl Fn() -> u64,
 ) -> Result<T, u64> {
-    get()?;
+    let hit = get()?;
+    let Some(feed) = feed else {
+        return Ok(hit);
+    };
     if feed.caught_up().await {
         get()
     } else {
@@ -335,10 +347,45 @@ mod tests {
         assert!(cache.get(&hash, now).is_ok());
     }
 
+    /// Answers one round of `feed`, publishing `change` in it first.
+    fn relay_once(feed: &ChangeFeed, change: Option<Change>) -> tokio::task::JoinHandle<()> {
+        let feed = feed.clone();
+        tokio::spawn(async move {
+            let round = feed.next_round().await;
+            if let Some(change) = change {
+                feed.publish(change);
+            }
+            feed.end_round(round);
+        })
+    }
+
+    #[tokio::test]
+    async fn a_strict_hit_waits_for_the_changes_committed_before_it() {
+        let feed = ChangeFeed::asynchronous();
+        feed.set_live(true);
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone(), true);
+        let now = Instant::now();
+        cached(&cache, 1, now);
+        cached(&cache, 2, now);
+
+        // The round brings the revocation of token 1, which was cached when looked up.
+        let relay = relay_once(&feed, Some(Change::Token(1)));
+        assert!(cache.lookup(&SecretHash::of("1")).await.is_err());
+        relay.await.unwrap();
+        let relay = relay_once(&feed, None);
+        assert!(cache.lookup(&SecretHash::of("2")).await.is_ok());
+        relay.await.unwrap();
+
+        // Without strictness a hit is answered at once, with no round.
+        let relaxed = TokenCache::new(Duration::from_secs(60), feed.clone(), false);
+        cached(&relaxed, 3, now);
+        assert!(relaxed.lookup(&SecretHash::of("3")).await.is_ok());
+    }
+
     #[test]
     fn a_token_change_drops_that_token_only() {
         let feed = ChangeFeed::new(true);
-        let cache = TokenCache::new(Duration::from_secs(60), feed.clone());
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone(), false);
         let now = Instant::now();
         cached(&cache, 1, now);
         cached(&cache, 2, now);
@@ -352,7 +399,7 @@ mod tests {
     #[test]
     fn a_lookup_that_began_before_a_change_stores_nothing() {
         let feed = ChangeFeed::new(true);
-        let cache = TokenCache::new(Duration::from_secs(60), feed.clone());
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone(), false);
         let now = Instant::now();
         let hash = SecretHash::of("1");
         let generation = cache.get(&hash, now).unwrap_err();
@@ -364,7 +411,7 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
-        let cache = TokenCache::new(Duration::from_secs(5), ChangeFeed::new(true));
+        let cache = TokenCache::new(Duration::from_secs(5), ChangeFeed::new(true), false);
         let now = Instant::now();
         cached(&cache, 1, now);
         assert!(cache
@@ -379,7 +426,7 @@ mod tests {
     #[test]
     fn nothing_is_answered_while_the_feed_is_down() {
         let feed = ChangeFeed::new(true);
-        let cache = TokenCache::new(Duration::from_secs(60), feed.clone());
+        let cache = TokenCache::new(Duration::from_secs(60), feed.clone(), false);
         let now = Instant::now();
         cached(&cache, 1, now);
         feed.set_live(false);
@@ -390,7 +437,8 @@ mod tests {
 
     #[test]
     fn a_full_cache_starts_again() {
-        let cache = TokenCache::with_capacity(Duration::from_secs(60), ChangeFeed::new(true), 2);
+        let cache =
+            TokenCache::with_capacity(Duration::from_secs(60), ChangeFeed::new(true), false, 2);
         let now = Instant::now();
         cached(&cache, 1, now);
         cached(&cache, 2, now);
@@ -401,7 +449,7 @@ mod tests {
     #[test]
     fn clients_stay_until_a_client_or_user_changes() {
         let feed = ChangeFeed::new(true);
-        let cache = ClientCache::new(Duration::from_secs(60), feed.clone());
+        let cache = ClientCache::new(Duration::from_secs(60), feed.clone(), false);
         let now = Instant::now();
         let client = Client {
             id: 1,
@@ -443,7 +491,7 @@ mod tests {
     #[test]
     fn a_clients_scopes_stay_until_something_other_than_a_token_changes() {
         let feed = ChangeFeed::new(true);
-        let cache = ClientCache::new(Duration::from_secs(60), feed.clone());
+        let cache = ClientCache::new(Duration::from_secs(60), feed.clone(), false);
         let now = Instant::now();
         let scopes: AvailableScopes = ("a b".parse::<ScopeList>().unwrap(), true);
         let generation = cache.scopes(7, now).unwrap_err();

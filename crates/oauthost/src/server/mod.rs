@@ -111,6 +111,16 @@ pub struct Settings {
     /// process. See [`crate::store::changes`]. Clients found by client authentication are
     /// kept as long, and dropped on any change of a client or user.
     pub token_cache_ttl: Duration,
+    /// With the cache on PostgreSQL: trust a cache hit only once this instance has read
+    /// every change notification committed before the request (one round trip on its
+    /// listening connection, shared by concurrent requests), so that a token revoked on any
+    /// instance is refused by every instance from the moment the revocation commits.
+    /// Off by default: a hit is then trusted as soon as it is found, and a revocation
+    /// reaches another instance when its notification is read (well under a millisecond
+    /// with cores to spare, some milliseconds under full CPU load, as RFC 7009 §2.2
+    /// allows). No effect on SQLite, where the hooks publish a change before its writer
+    /// goes on.
+    pub strict_revocation: bool,
 }
 
 impl Default for Settings {
@@ -131,6 +141,7 @@ impl Default for Settings {
             mount_path: String::new(),
             query_tokens: true,
             token_cache_ttl: Duration::ZERO,
+            strict_revocation: false,
         }
     }
 }
@@ -273,8 +284,11 @@ impl OauthostBuilder {
             .then(|| self.store.change_feed())
             .flatten();
         let ttl = self.settings.token_cache_ttl;
-        let token_cache = feed.clone().map(|feed| cache::TokenCache::new(ttl, feed));
-        let client_cache = feed.map(|feed| cache::ClientCache::new(ttl, feed));
+        let strict = self.settings.strict_revocation;
+        let token_cache = feed
+            .clone()
+            .map(|feed| cache::TokenCache::new(ttl, feed, strict));
+        let client_cache = feed.map(|feed| cache::ClientCache::new(ttl, feed, strict));
         Oauthost {
             inner: Arc::new(Inner {
                 token_cache,
