@@ -33,6 +33,10 @@ const REPUBLISH_AFTER: Duration = Duration::from_millis(2);
 /// How often the write-ahead log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// Frames (pages) in the write-ahead log past which a checkpoint waits for its writers'
+/// turn, so that the log starts over: about 256 MiB with 4 KiB pages.
+const LOG_FRAMES_LIMIT: i64 = 65_536;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A store in a SQLite database file, in WAL mode with foreign keys enforced.
@@ -133,15 +137,18 @@ impl SqliteStore {
                 open(1).await.map_err(connect_error)?,
             )
         };
-        let checkpointing =
-            (!in_memory).then(|| Arc::new(AbortOnDrop(tokio::spawn(checkpoints(pool.clone())))));
+        let writer = Arc::<tokio::sync::Mutex<()>>::default();
+        let checkpointing = (!in_memory).then(|| {
+            let checkpoints = checkpoints(pool.clone(), Arc::clone(&writer));
+            Arc::new(AbortOnDrop(tokio::spawn(checkpoints)))
+        });
         Ok(Self {
             pool,
             token_writer,
             changes,
             _checkpointing: checkpointing,
             token_writes: Arc::default(),
-            writer: Arc::default(),
+            writer,
         })
     }
 
@@ -172,20 +179,42 @@ impl SqliteStore {
 /// store is dropped. Connections do not do it themselves after their commits (the
 /// `wal_autocheckpoint` pragma is off): that made every write queued behind such a commit
 /// wait for its `fsync`.
-async fn checkpoints(pool: SqlitePool) {
+///
+/// The log starts over only once a checkpoint has copied all of it, which a checkpoint
+/// racing steady writes never does: under a sustained load of new tokens it grew by
+/// 150 MB a second. Past [`LOG_FRAMES_LIMIT`] frames, the checkpoint takes the writers'
+/// turn (`writer`) and copies the rest (`RESTART`), so that the next write starts the log
+/// over; writes wait for that one checkpoint's copy and `fsync`s.
+async fn checkpoints(pool: SqlitePool, writer: Arc<tokio::sync::Mutex<()>>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if !pool.is_closed() {
-                tracing::warn!(%error, "cannot checkpoint the SQLite log");
+        match checkpoint(&pool, "PASSIVE").await {
+            Ok(frames) if frames >= LOG_FRAMES_LIMIT => {
+                let _turn = writer.lock().await;
+                if let Err(error) = checkpoint(&pool, "RESTART").await {
+                    tracing::warn!(%error, "cannot restart the SQLite log");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                if !pool.is_closed() {
+                    tracing::warn!(%error, "cannot checkpoint the SQLite log");
+                }
             }
         }
     }
+}
+
+/// Runs a checkpoint of `mode`; returns how many frames the log holds.
+async fn checkpoint(pool: &SqlitePool, mode: &str) -> sqlx::Result<i64> {
+    // The row: whether it was blocked, frames in the log, frames copied.
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+            .fetch_one(pool)
+            .await?;
+    Ok(frames)
 }
 
 /// Publishes the token, user and client rows a connection updates or deletes, and its
