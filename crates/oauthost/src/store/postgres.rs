@@ -37,6 +37,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// For batches of new tokens (see [`new_token_writer`](Self::new_token_writer)).
+    new_tokens: PgPool,
     changes: ChangeFeed,
     listening: Arc<AtomicBool>,
     /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
@@ -75,9 +77,14 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
+        let new_tokens = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(Self {
             pool,
+            new_tokens,
             changes: ChangeFeed::asynchronous(),
             listening: Arc::default(),
             token_writes: Arc::default(),
@@ -96,9 +103,19 @@ impl PostgresStore {
         self.changes.clone()
     }
 
-    /// Where batches of new tokens are written.
+    /// Where rotations and code exchanges write their tokens: the pool, whose commits are
+    /// durable before they return (a lost rotation or exchange could be replayed).
     fn token_writer(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Where batches of new tokens are written: connections that do not wait for the log
+    /// to reach the disk at commit (`synchronous_commit = off`). Should PostgreSQL crash,
+    /// the tokens issued in the last moments (at most three times `wal_writer_delay`,
+    /// 600 ms by default) are lost, which fails closed: their clients find them refused
+    /// and ask again. Any later durable commit, such as a revocation, makes them durable.
+    fn new_token_writer(&self) -> &PgPool {
+        &self.new_tokens
     }
 
     /// The connection pool, for an application that keeps tables of its own in the same

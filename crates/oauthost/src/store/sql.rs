@@ -518,7 +518,7 @@ macro_rules! impl_store {
             impl TokenStore for $store {
                 async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
                     let queue = self.token_writes.get_or_init(|| {
-                        let pool = self.token_writer().clone();
+                        let pool = self.new_token_writer().clone();
                         let lock = self.write_lock();
                         $crate::store::batch::WriteQueue::start(move |tokens| {
                             let pool = pool.clone();

@@ -162,8 +162,13 @@ impl SqliteStore {
         self.changes.clone()
     }
 
-    /// Where batches of new tokens are written.
+    /// Where rotations and code exchanges write their tokens.
     fn token_writer(&self) -> &SqlitePool {
+        &self.token_writer
+    }
+
+    /// Where batches of new tokens are written: the same connection.
+    fn new_token_writer(&self) -> &SqlitePool {
         &self.token_writer
     }
 
