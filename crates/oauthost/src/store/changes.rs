@@ -16,11 +16,12 @@
 //!   instance listens on a connection of its own. While that connection is down the feed
 //!   is not [live](ChangeFeed::is_live) and caches must not be trusted.
 //!
-//!   A notification reaches the other instances a moment after its transaction commits,
-//!   so a cache hit first waits until the feed has [caught up](ChangeFeed::caught_up):
-//!   the listening connection makes one round trip to the database, and PostgreSQL sends
-//!   a listener every notification already committed before it answers. Concurrent
-//!   requests share a round trip; a request waits for one that began after it arrived.
+//!   A notification reaches the other instances a moment after its transaction commits.
+//!   A cache that must not answer in that moment (`Settings::strict_revocation`) first
+//!   waits until the feed has [caught up](ChangeFeed::caught_up): the listening connection
+//!   makes one round trip to the database, and PostgreSQL sends a listener every
+//!   notification already committed before it answers. Concurrent requests share a round
+//!   trip; a request waits for one that began after it arrived.
 
 use std::{
     sync::{
