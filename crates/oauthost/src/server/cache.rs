@@ -33,7 +33,8 @@ pub(crate) struct TokenCache {
     ttl: Duration,
     capacity: usize,
     feed: ChangeFeed,
-    /// Whether a hit waits for the feed to catch up (`Settings::strict_revocation`).
+    /// Whether a hit waits for the feed to catch up (`Settings::strict_revocation`, with a
+    /// feed that publishes late: SQLite's never does).
     strict: bool,
     state: Mutex<State>,
 }
@@ -58,8 +59,8 @@ impl TokenCache {
         let cache = Arc::new(Self {
             ttl,
             capacity,
+            strict: strict && feed.publishes_late(),
             feed: feed.clone(),
-            strict,
             state: Mutex::default(),
         });
         let listener: Arc<dyn ChangeListener> = cache.clone();
@@ -160,7 +161,8 @@ impl ChangeListener for TokenCache {
 pub(crate) struct ClientCache {
     ttl: Duration,
     feed: ChangeFeed,
-    /// Whether a hit waits for the feed to catch up (`Settings::strict_revocation`).
+    /// Whether a hit waits for the feed to catch up (`Settings::strict_revocation`, with a
+    /// feed that publishes late: SQLite's never does).
     strict: bool,
     state: Mutex<ClientState>,
 }
@@ -179,8 +181,8 @@ impl ClientCache {
     pub(crate) fn new(ttl: Duration, feed: ChangeFeed, strict: bool) -> Arc<Self> {
         let cache = Arc::new(Self {
             ttl,
+            strict: strict && feed.publishes_late(),
             feed: feed.clone(),
-            strict,
             state: Mutex::default(),
         });
         let listener: Arc<dyn ChangeListener> = cache.clone();

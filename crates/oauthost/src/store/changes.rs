@@ -132,6 +132,13 @@ impl ChangeFeed {
         }
     }
 
+    /// Whether changes may be published some time after they commit (an
+    /// [asynchronous](Self::asynchronous) feed), so that waiting until the feed has
+    /// [caught up](Self::caught_up) can tell something.
+    pub fn publishes_late(&self) -> bool {
+        self.inner.fence.is_some()
+    }
+
     /// Waits until every change committed before the call has been published; false when
     /// that cannot be known (the feed is not live, or did not catch up within two
     /// seconds), and a cache must read the database instead. At once for a feed whose

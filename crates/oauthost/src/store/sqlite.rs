@@ -195,10 +195,10 @@ async fn checkpoints(pool: SqlitePool, writer: Arc<tokio::sync::Mutex<()>>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match checkpoint(&pool, "PASSIVE").await {
+        match checkpoint(&pool, "PRAGMA wal_checkpoint(PASSIVE)").await {
             Ok(frames) if frames >= LOG_FRAMES_LIMIT => {
                 let _turn = writer.lock().await;
-                if let Err(error) = checkpoint(&pool, "RESTART").await {
+                if let Err(error) = checkpoint(&pool, "PRAGMA wal_checkpoint(RESTART)").await {
                     tracing::warn!(%error, "cannot restart the SQLite log");
                 }
             }
@@ -212,13 +212,12 @@ async fn checkpoints(pool: SqlitePool, writer: Arc<tokio::sync::Mutex<()>>) {
     }
 }
 
-/// Runs a checkpoint of `mode`; returns how many frames the log holds.
-async fn checkpoint(pool: &SqlitePool, mode: &str) -> sqlx::Result<i64> {
+/// Runs a checkpoint `statement` (`PRAGMA wal_checkpoint(MODE)`); returns how many frames
+/// the log holds.
+async fn checkpoint(pool: &SqlitePool, statement: &'static str) -> sqlx::Result<i64> {
     // The row: whether it was blocked, frames in the log, frames copied.
     let (_busy, frames, _copied): (i64, i64, i64) =
-        sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
-            .fetch_one(pool)
-            .await?;
+        sqlx::query_as(statement).fetch_one(pool).await?;
     Ok(frames)
 }
 
