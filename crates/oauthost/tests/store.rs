@@ -929,3 +929,41 @@ backend_tests!(
     tokens_are_found_by_hash_and_revoked,
     sessions_expire_and_are_replaced,
 );
+
+/// A PostgreSQL connection the server dropped while it sat idle (a restart, an idle
+/// timeout) is found out before a request uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replaces_a_connection_dropped_while_idle() {
+    use sqlx::Connection as _;
+
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    // Its own application name tells this store's connections from the other tests'.
+    let name = format!("oauthost_idle_{}", std::process::id());
+    let url = format!("{}&application_name={name}", db.url());
+    let store = store::PostgresStore::connect(&url).await.unwrap();
+    oauthost::store::Store::migrate(&store).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&name)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    assert!(!pids.is_empty(), "the store has idle connections");
+    for pid in pids {
+        let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert!(terminated);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let unknown = Secret::generate().hash();
+    assert!(oauthost::store::TokenStore::find_token(&store, &unknown)
+        .await
+        .expect("a live connection replaces the dropped one")
+        .is_none());
+}

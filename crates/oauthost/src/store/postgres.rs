@@ -31,6 +31,9 @@ const CHANNEL: &str = "oauthost_changes";
 /// How long to wait for the server to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a connection may sit idle in a pool before it is pinged on its way out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A store in a PostgreSQL database.
@@ -74,14 +77,9 @@ impl PostgresStore {
             })?
             .map_err(failed)?;
         probe.close().await.map_err(failed)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options.clone());
-        let new_tokens = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        let pool = pool_options(16).connect_lazy_with(options.clone());
+        let new_tokens =
+            pool_options(2).connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(Self {
             pool,
             new_tokens,
@@ -123,6 +121,25 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// A pool of at most `connections`. A connection idle for a while is pinged before use, in
+/// case the server dropped it meanwhile (restarted, say); one back from a query a moment
+/// ago is not, which would cost every query a second round trip. (Each is also pinged as
+/// it goes back to the pool, off the request's path.)
+fn pool_options(connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|connection, metadata| {
+            Box::pin(async move {
+                if metadata.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Listens for the triggers' notifications and publishes them, reconnecting after a

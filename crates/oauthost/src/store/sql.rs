@@ -51,11 +51,11 @@ macro_rules! impl_store {
                 /// that fails (a client deleted meanwhile, say), each is stored alone so that
                 /// only the faulty ones fail.
                 async fn insert_tokens(
-                    pool: &sqlx::Pool<$db>,
+                    connection: &mut <$db as sqlx::Database>::Connection,
                     tokens: Vec<NewToken>,
                 ) -> Vec<StoreResult<Token>> {
                     if let [token] = tokens.as_slice() {
-                        return vec![Self::insert_token_with(pool, token).await];
+                        return vec![Self::insert_token_with(&mut *connection, token).await];
                     }
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
@@ -75,12 +75,12 @@ macro_rules! impl_store {
                             .push_bind(token.refresh_family.as_deref());
                     });
                     query.push(concat!(" RETURNING ", token_columns!()));
-                    let rows: Vec<TokenRow> = match query.build_query_as().fetch_all(pool).await {
+                    let rows: Vec<TokenRow> = match query.build_query_as().fetch_all(&mut *connection).await {
                         Ok(rows) => rows,
                         Err(_) => {
                             let mut stored = Vec::with_capacity(tokens.len());
                             for token in &tokens {
-                                stored.push(Self::insert_token_with(pool, token).await);
+                                stored.push(Self::insert_token_with(&mut *connection, token).await);
                             }
                             return stored;
                         }
@@ -473,7 +473,8 @@ macro_rules! impl_store {
                     let _writing = self.writing().await;
                     // The connection new tokens are written by (SQLite: one of its own,
                     // whose page cache stays current).
-                    let mut tx = self.token_writer().begin().await?;
+                    let mut connection = self.token_writer().acquire().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
                     // One conditional UPDATE: the row lock (PostgreSQL) or the write lock
                     // (SQLite) lets exactly one of concurrent exchanges see `consumed = FALSE`,
                     // and the others wait until its token is committed.
@@ -518,14 +519,26 @@ macro_rules! impl_store {
             impl TokenStore for $store {
                 async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
                     let queue = self.token_writes.get_or_init(|| {
-                        let pool = self.new_token_writer().clone();
+                        let writer = self.new_token_writer().clone();
                         let lock = self.write_lock();
                         $crate::store::batch::WriteQueue::start(move |tokens| {
-                            let pool = pool.clone();
+                            let writer = writer.clone();
                             let lock = lock.clone();
                             async move {
                                 let _writing = take_turn(lock).await;
-                                Self::insert_tokens(&pool, tokens).await
+                                match writer.acquire().await {
+                                    Ok(mut connection) => Self::insert_tokens(&mut connection, tokens).await,
+                                    // Each is answered with the same failure.
+                                    Err(error) => {
+                                        let reason = error.to_string();
+                                        tokens
+                                            .iter()
+                                            .map(|_| Err(StoreError::Database(sqlx::Error::Io(
+                                                std::io::Error::other(reason.clone()),
+                                            ))))
+                                            .collect()
+                                    }
+                                }
                             }
                         })
                     });
@@ -640,7 +653,8 @@ macro_rules! impl_store {
                         // Through the connection new tokens are written by, whose page
                         // cache no other connection's write has made stale.
                         Backend::Sqlite => {
-                            let mut tx = self.token_writer().begin().await?;
+                            let mut connection = self.token_writer().acquire().await?;
+                            let mut tx = sqlx::Connection::begin(&mut *connection).await?;
                             let row = query.fetch_optional(&mut *tx).await?;
                             tx.commit().await?;
                             row

@@ -1,6 +1,7 @@
 //! The SQLite backend: the embedded default, one file, nothing to install.
 
 use std::{
+    ops::{Deref, DerefMut},
     str::FromStr,
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
@@ -8,10 +9,12 @@ use std::{
 
 use sqlx::{
     migrate::Migrator,
+    pool::PoolConnection,
     sqlite::{
-        LockedSqliteHandle, SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqlitePool,
-        SqlitePoolOptions, SqliteSynchronous,
+        LockedSqliteHandle, SqliteConnectOptions, SqliteConnection, SqliteJournalMode,
+        SqliteOperation, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
+    ConnectOptions as _, Sqlite,
 };
 use tokio::sync::mpsc;
 
@@ -43,8 +46,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One connection, for the batches of new tokens (the same as `pool` in memory).
-    token_writer: SqlitePool,
+    /// The connection tokens are written through: new tokens' batches, rotations and code
+    /// exchanges.
+    token_writer: TokenWriter,
     changes: ChangeFeed,
     /// Taken by every write: SQLite lets one writer in at a time, and a writer that finds
     /// the lock taken sleeps in its busy handler for milliseconds. Queueing writers here
@@ -105,7 +109,11 @@ impl SqliteStore {
         let open = |connections: u32| {
             let feed = changes.clone();
             let committed = committed.clone();
-            let mut pool = SqlitePoolOptions::new().max_connections(connections);
+            let mut pool = SqlitePoolOptions::new()
+                .max_connections(connections)
+                // An in-process database needs no ping before each use (a round trip to
+                // the connection's thread, on every query's path).
+                .test_before_acquire(false);
             if in_memory {
                 pool = pool.idle_timeout(None).max_lifetime(None);
             }
@@ -124,17 +132,21 @@ impl SqliteStore {
             url: redact_url(url),
             source,
         };
-        // New tokens are written through a connection of their own (see `batch`): its page
-        // cache stays current, where the pool's connections find theirs outdated after
-        // every write by another connection.
         let (pool, token_writer) = if in_memory {
             // Each connection to `:memory:` is a database of its own: keep exactly one.
             let pool = open(1).await.map_err(connect_error)?;
-            (pool.clone(), pool)
+            (pool.clone(), TokenWriter::Pool(pool))
         } else {
+            let pool = open(8).await.map_err(connect_error)?;
+            let mut own = options.connect().await.map_err(connect_error)?;
+            watch_changes(
+                &mut own.lock_handle().await.map_err(connect_error)?,
+                changes.clone(),
+                committed.clone(),
+            );
             (
-                open(8).await.map_err(connect_error)?,
-                open(1).await.map_err(connect_error)?,
+                pool,
+                TokenWriter::Own(Arc::new(tokio::sync::Mutex::new(own))),
             )
         };
         let writer = Arc::<tokio::sync::Mutex<()>>::default();
@@ -163,12 +175,12 @@ impl SqliteStore {
     }
 
     /// Where rotations and code exchanges write their tokens.
-    fn token_writer(&self) -> &SqlitePool {
+    fn token_writer(&self) -> &TokenWriter {
         &self.token_writer
     }
 
     /// Where batches of new tokens are written: the same connection.
-    fn new_token_writer(&self) -> &SqlitePool {
+    fn new_token_writer(&self) -> &TokenWriter {
         &self.token_writer
     }
 
@@ -176,6 +188,57 @@ impl SqliteStore {
     /// database.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// The connection tokens are written through. A connection of its own keeps its page
+/// cache current, where the pool's connections find theirs outdated after every write by
+/// another connection; and it is used directly, where a pool pings a connection on its
+/// thread after each use before handing it out again (a round trip per write).
+#[derive(Debug, Clone)]
+enum TokenWriter {
+    /// A connection of its own, to a database file; whoever holds the lock writes.
+    Own(Arc<tokio::sync::Mutex<SqliteConnection>>),
+    /// The pool's only connection: in memory, a second connection would open a second
+    /// database.
+    Pool(SqlitePool),
+}
+
+impl TokenWriter {
+    /// Waits for the connection.
+    async fn acquire(&self) -> Result<TokenConnection, sqlx::Error> {
+        Ok(match self {
+            Self::Own(connection) => {
+                TokenConnection::Own(Arc::clone(connection).lock_owned().await)
+            }
+            Self::Pool(pool) => TokenConnection::Pool(pool.acquire().await?),
+        })
+    }
+}
+
+/// The token writer's connection, held until dropped.
+enum TokenConnection {
+    Own(tokio::sync::OwnedMutexGuard<SqliteConnection>),
+    Pool(PoolConnection<Sqlite>),
+}
+
+impl Deref for TokenConnection {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Self::Own(connection) => connection,
+            Self::Pool(connection) => connection,
+        }
+    }
+}
+
+impl DerefMut for TokenConnection {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Self::Own(connection) => connection,
+            Self::Pool(connection) => connection,
+        }
     }
 }
 
