@@ -8,7 +8,7 @@ use oauthost::store::{
     self,
     changes::{Change, ChangeListener},
     AuthorizationCode, CodeExchange, DynStore, NewAuthorizationCode, NewClient, NewScope, NewToken,
-    NewUser, SessionRecord, StoreError,
+    NewUser, SessionRecord, StoreError, Token,
 };
 use oauthost_core::{
     client::{ClientType, GrantTypes},
@@ -698,6 +698,90 @@ async fn refresh_rotation_is_atomic_and_families_revoke_together(db: &TestDataba
     );
 }
 
+async fn concurrent_rotations_of_many_tokens_each_win_once(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    // Rotations are written in batches: 30 tokens, each rotated by three concurrent
+    // attempts, give exactly one new token each, and a revoked one gives none.
+    let mut olds = Vec::new();
+    for n in 0..31 {
+        let (token, _) = refreshable(alice, client, &format!("family-{n}"));
+        olds.push(store.insert_token(token).await.unwrap());
+    }
+    assert!(store.revoke_token(olds[30].id).await.unwrap());
+    let rotate = |old: &Token, client_id: i64| {
+        let store = Arc::clone(&store);
+        let (mut next, _) = refreshable(alice, client, old.refresh_family.as_deref().unwrap());
+        next.client_id = client_id;
+        let old_id = old.id;
+        tokio::spawn(async move {
+            let rotated = store.rotate_token(old_id, next.clone()).await;
+            (old_id, next, rotated)
+        })
+    };
+    let attempts: Vec<_> = (0..3)
+        .flat_map(|_| olds.iter().map(|old| rotate(old, client)))
+        .collect();
+    let mut winners = std::collections::HashMap::new();
+    for attempt in attempts {
+        let (old_id, sent, rotated) = attempt.await.unwrap();
+        if let Some(token) = rotated.unwrap() {
+            assert_eq!(token.access_token_hash, sent.access_token_hash);
+            assert_eq!(token.refresh_family, sent.refresh_family);
+            assert!(
+                winners.insert(old_id, token).is_none(),
+                "a token was rotated twice"
+            );
+        }
+    }
+    assert_eq!(winners.len(), 30, "each live token is rotated exactly once");
+    assert!(
+        !winners.contains_key(&olds[30].id),
+        "a revoked token is not"
+    );
+    for old in &olds[..30] {
+        let stored = store
+            .find_token(&old.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.refresh_rotated && stored.revoked);
+        let new = &winners[&old.id];
+        let found = store
+            .find_token(&new.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.id, found.revoked), (new.id, false));
+    }
+
+    // A replacement naming an unknown client fails alone, leaving its old token as it was.
+    let mut fresh = Vec::new();
+    for n in 0..8 {
+        let (token, _) = refreshable(alice, client, &format!("fresh-{n}"));
+        fresh.push(store.insert_token(token).await.unwrap());
+    }
+    let attempts: Vec<_> = fresh
+        .iter()
+        .enumerate()
+        .map(|(n, old)| rotate(old, if n == 5 { 999_999 } else { client }))
+        .collect();
+    for (n, attempt) in attempts.into_iter().enumerate() {
+        let (_, _, rotated) = attempt.await.unwrap();
+        if n == 5 {
+            assert!(rotated.is_err(), "a token of an unknown client is refused");
+        } else {
+            assert!(rotated.unwrap().is_some());
+        }
+    }
+    let kept = store
+        .find_token(&fresh[5].access_token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!kept.refresh_rotated && !kept.revoked);
+}
+
 async fn revoking_a_code_reaches_the_tokens_refreshed_from_it(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
@@ -913,6 +997,7 @@ async fn changes_committed_before_catching_up_are_published(db: &TestDatabase) {
 }
 
 backend_tests!(
+    concurrent_rotations_of_many_tokens_each_win_once,
     changes_committed_before_catching_up_are_published,
     revoking_a_code_reaches_the_tokens_refreshed_from_it,
     purge_deletes_only_what_is_dead,

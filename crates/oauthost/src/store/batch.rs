@@ -10,7 +10,12 @@ use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreResult;
+use super::{NewToken, StoreResult, Token};
+
+/// A queue of refresh token rotations: the old token's id and the token replacing it;
+/// answered with the new token as stored, or `None` when the old one was already rotated
+/// or revoked.
+pub(crate) type RotationQueue = WriteQueue<(i64, NewToken), Option<Token>>;
 
 /// Items written together at most.
 pub(crate) const MAX_BATCH: usize = 64;

@@ -18,7 +18,7 @@ use sqlx::{
 
 use super::{
     admin_sql::impl_admin_store,
-    batch::WriteQueue,
+    batch::{RotationQueue, WriteQueue},
     changes::{parse_notification, ChangeFeed},
     redact_url,
     sql::impl_store,
@@ -46,6 +46,8 @@ pub struct PostgresStore {
     listening: Arc<AtomicBool>,
     /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
     token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
+    /// Rotations of refresh tokens, written in batches; started on first use.
+    rotations: Arc<OnceLock<RotationQueue>>,
 }
 
 impl PostgresStore {
@@ -86,6 +88,7 @@ impl PostgresStore {
             changes: ChangeFeed::asynchronous(),
             listening: Arc::default(),
             token_writes: Arc::default(),
+            rotations: Arc::default(),
         })
     }
 

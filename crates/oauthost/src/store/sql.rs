@@ -16,6 +16,40 @@ pub(super) async fn take_turn(
     }
 }
 
+/// The rows `RETURNING` gave, by access token hash (its order is not promised).
+pub(super) fn by_access_hash<R>(
+    rows: Vec<R>,
+) -> std::collections::HashMap<oauthost_core::secret::SecretHash, super::Token>
+where
+    R: TryInto<super::Token>,
+{
+    rows.into_iter()
+        .filter_map(|row| row.try_into().ok())
+        .map(|token: super::Token| (token.access_token_hash, token))
+        .collect()
+}
+
+/// The answer for a stored row that `RETURNING` did not give back.
+pub(super) fn not_returned() -> super::StoreError {
+    super::StoreError::Corrupt {
+        table: "oauthost_tokens",
+        reason: "a stored token was not returned".into(),
+    }
+}
+
+/// One failure per item of a batch that could not start (its connection could not be
+/// had), each with the same description.
+pub(super) fn failed_each<R>(error: &sqlx::Error, items: usize) -> Vec<super::StoreResult<R>> {
+    let reason = error.to_string();
+    (0..items)
+        .map(|_| {
+            Err(super::StoreError::Database(sqlx::Error::Io(
+                std::io::Error::other(reason.clone()),
+            )))
+        })
+        .collect()
+}
+
 /// Implements every storage trait and [`Store`](super::Store) for `$store`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
@@ -28,7 +62,7 @@ macro_rules! impl_store {
             use time::OffsetDateTime;
 
             use $crate::store::{
-                sql::take_turn,
+                sql::{by_access_hash, failed_each, not_returned, take_turn},
                 rows::{
                     client_columns, code_columns, duplicate_or, scope_columns, token_columns,
                     user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow, TokenDetailsRow,
@@ -57,12 +91,39 @@ macro_rules! impl_store {
                     if let [token] = tokens.as_slice() {
                         return vec![Self::insert_token_with(&mut *connection, token).await];
                     }
+                    let all: Vec<&NewToken> = tokens.iter().collect();
+                    let rows = match Self::insert_rows(&mut *connection, &all).await {
+                        Ok(rows) => rows,
+                        Err(_) => {
+                            let mut stored = Vec::with_capacity(tokens.len());
+                            for token in &tokens {
+                                stored.push(Self::insert_token_with(&mut *connection, token).await);
+                            }
+                            return stored;
+                        }
+                    };
+                    let mut by_hash = by_access_hash(rows);
+                    tokens
+                        .iter()
+                        .map(|token| {
+                            by_hash
+                                .remove(&token.access_token_hash)
+                                .ok_or_else(not_returned)
+                        })
+                        .collect()
+                }
+
+                /// Inserts `tokens` in one statement.
+                async fn insert_rows(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    tokens: &[&NewToken],
+                ) -> Result<Vec<TokenRow>, sqlx::Error> {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
                          token_type, user_id, client_id, code_id, scopes, issued_at, \
                          expires_at, refresh_family) ",
                     );
-                    query.push_values(&tokens, |mut row, token| {
+                    query.push_values(tokens, |mut row, token| {
                         row.push_bind(token.access_token_hash.as_bytes().as_slice())
                             .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
                             .push_bind("bearer")
@@ -75,33 +136,127 @@ macro_rules! impl_store {
                             .push_bind(token.refresh_family.as_deref());
                     });
                     query.push(concat!(" RETURNING ", token_columns!()));
-                    let rows: Vec<TokenRow> = match query.build_query_as().fetch_all(&mut *connection).await {
-                        Ok(rows) => rows,
+                    query.build_query_as().fetch_all(&mut *connection).await
+                }
+
+                /// Rotates each `(old id, new token)` pair as [`rotate_one`](Self::rotate_one)
+                /// would, in one transaction of two statements (an `UPDATE` of the old
+                /// tokens, an `INSERT` of the new ones that replace a rotated token),
+                /// answering for each in its order. Only the first of several rotations of
+                /// one token can succeed: the others are answered `None` at once. If the
+                /// transaction fails (a client deleted meanwhile, PostgreSQL finding a
+                /// deadlock with another instance's batch...), each is rotated alone.
+                async fn rotate_tokens(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    rotations: Vec<(i64, NewToken)>,
+                ) -> Vec<StoreResult<Option<Token>>> {
+                    if let [(old_id, new)] = rotations.as_slice() {
+                        return vec![Self::rotate_one(&mut *connection, *old_id, new).await];
+                    }
+                    let mut seen = HashSet::new();
+                    let first: Vec<bool> = rotations.iter().map(|(old_id, _)| seen.insert(*old_id)).collect();
+                    match Self::rotate_together(&mut *connection, &rotations, &first).await {
+                        Ok(mut by_hash) => rotations
+                            .iter()
+                            .zip(&first)
+                            .map(|((_, new), first)| {
+                                Ok(if *first { by_hash.remove(&new.access_token_hash) } else { None })
+                            })
+                            .collect(),
                         Err(_) => {
-                            let mut stored = Vec::with_capacity(tokens.len());
-                            for token in &tokens {
-                                stored.push(Self::insert_token_with(&mut *connection, token).await);
+                            let mut rotated = Vec::with_capacity(rotations.len());
+                            for (old_id, new) in &rotations {
+                                rotated.push(Self::rotate_one(&mut *connection, *old_id, new).await);
                             }
-                            return stored;
+                            rotated
+                        }
+                    }
+                }
+
+                /// The transaction of [`rotate_tokens`](Self::rotate_tokens): the new tokens
+                /// stored, by their access token's hash.
+                async fn rotate_together(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    rotations: &[(i64, NewToken)],
+                    first: &[bool],
+                ) -> StoreResult<std::collections::HashMap<SecretHash, Token>> {
+                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+                    let mut update = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
+                         WHERE refresh_rotated = FALSE AND revoked = FALSE AND id IN (",
+                    );
+                    let mut ids = update.separated(", ");
+                    for ((old_id, _), _) in rotations.iter().zip(first).filter(|(_, first)| **first) {
+                        ids.push_bind(*old_id);
+                    }
+                    update.push(") RETURNING id");
+                    let rotated: HashSet<i64> = update
+                        .build_query_scalar::<i64>()
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let replacing: Vec<&NewToken> = rotations
+                        .iter()
+                        .zip(first)
+                        .filter(|((old_id, _), first)| **first && rotated.contains(old_id))
+                        .map(|((_, new), _)| new)
+                        .collect();
+                    let rows = if replacing.is_empty() {
+                        Vec::new()
+                    } else {
+                        Self::insert_rows(&mut *tx, &replacing).await?
+                    };
+                    tx.commit().await?;
+                    Ok(by_access_hash(rows))
+                }
+
+                /// Rotates the refresh token `old_id` (marks it rotated and revoked) and
+                /// stores `new` in its place, in one round trip, if it was neither rotated nor
+                /// revoked; `None` otherwise. Only one of concurrent rotations finds the old
+                /// token unrotated: PostgreSQL's row lock makes the others wait and then see
+                /// it rotated; SQLite writes one at a time.
+                async fn rotate_one(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    old_id: i64,
+                    new: &NewToken,
+                ) -> StoreResult<Option<Token>> {
+                    // The new row is inserted only if the old one was rotated.
+                    const ROTATE: &str = "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
+                         WHERE id = $1 AND refresh_rotated = FALSE AND revoked = FALSE";
+                    const INSERT: &str = "INSERT INTO oauthost_tokens (access_token_hash, \
+                         refresh_token_hash, token_type, user_id, client_id, code_id, scopes, \
+                         issued_at, expires_at, refresh_family) \
+                         SELECT $2, $3, 'bearer', $4, $5, $6, $7, $8, $9, $10";
+                    // Written once per backend (each expansion of this function has its own).
+                    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                    let statement = STATEMENT.get_or_init(|| match $backend {
+                        // A data-modifying WITH: one atomic statement.
+                        Backend::Postgres => format!(
+                            "WITH rotated AS ({ROTATE} RETURNING id) {INSERT} FROM rotated RETURNING {}",
+                            token_columns!()
+                        ),
+                        // Two statements sent together, in one transaction (below);
+                        // `changes()` is the number of rows the UPDATE changed.
+                        Backend::Sqlite => format!(
+                            "{ROTATE}; {INSERT} WHERE changes() = 1 RETURNING {}",
+                            token_columns!()
+                        ),
+                    });
+                    let query = Self::bind_new_token(
+                        sqlx::query_as::<_, TokenRow>(statement).bind(old_id),
+                        new,
+                    );
+                    let row = match $backend {
+                        Backend::Postgres => query.fetch_optional(&mut *connection).await?,
+                        Backend::Sqlite => {
+                            let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+                            let row = query.fetch_optional(&mut *tx).await?;
+                            tx.commit().await?;
+                            row
                         }
                     };
-                    // RETURNING's order is not promised: match rows by their hash.
-                    let mut by_hash: std::collections::HashMap<SecretHash, Token> = rows
-                        .into_iter()
-                        .filter_map(|row| Token::try_from(row).ok())
-                        .map(|token| (token.access_token_hash, token))
-                        .collect();
-                    tokens
-                        .iter()
-                        .map(|token| {
-                            by_hash.remove(&token.access_token_hash).ok_or_else(|| {
-                                StoreError::Corrupt {
-                                    table: "oauthost_tokens",
-                                    reason: "a stored token was not returned".into(),
-                                }
-                            })
-                        })
-                        .collect()
+                    row.map(TryInto::try_into).transpose()
                 }
 
                 /// Binds a new token's nine columns, in the order of the `INSERT`s' column lists
@@ -528,16 +683,7 @@ macro_rules! impl_store {
                                 let _writing = take_turn(lock).await;
                                 match writer.acquire().await {
                                     Ok(mut connection) => Self::insert_tokens(&mut connection, tokens).await,
-                                    // Each is answered with the same failure.
-                                    Err(error) => {
-                                        let reason = error.to_string();
-                                        tokens
-                                            .iter()
-                                            .map(|_| Err(StoreError::Database(sqlx::Error::Io(
-                                                std::io::Error::other(reason.clone()),
-                                            ))))
-                                            .collect()
-                                    }
+                                    Err(error) => failed_each(&error, tokens.len()),
                                 }
                             }
                         })
@@ -618,49 +764,29 @@ macro_rules! impl_store {
                 }
 
                 async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>> {
-                    // One round trip for the rotation and the new token. Only one of
-                    // concurrent rotations finds the old token unrotated: PostgreSQL's row
-                    // lock makes the others wait and then see it rotated; SQLite writes one
-                    // at a time. The new row is inserted only if the old one was rotated.
-                    const ROTATE: &str = "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
-                         WHERE id = $1 AND refresh_rotated = FALSE AND revoked = FALSE";
-                    const INSERT: &str = "INSERT INTO oauthost_tokens (access_token_hash, \
-                         refresh_token_hash, token_type, user_id, client_id, code_id, scopes, \
-                         issued_at, expires_at, refresh_family) \
-                         SELECT $2, $3, 'bearer', $4, $5, $6, $7, $8, $9, $10";
-                    // Written once per backend (each expansion of this function has its own).
-                    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-                    let statement = STATEMENT.get_or_init(|| match $backend {
-                        // A data-modifying WITH: one atomic statement.
-                        Backend::Postgres => format!(
-                            "WITH rotated AS ({ROTATE} RETURNING id) {INSERT} FROM rotated RETURNING {}",
-                            token_columns!()
-                        ),
-                        // Two statements sent together, in one transaction (below);
-                        // `changes()` is the number of rows the UPDATE changed.
-                        Backend::Sqlite => format!(
-                            "{ROTATE}; {INSERT} WHERE changes() = 1 RETURNING {}",
-                            token_columns!()
-                        ),
+                    let queue = self.rotations.get_or_init(|| {
+                        let writer = self.token_writer().clone();
+                        let lock = self.write_lock();
+                        $crate::store::batch::WriteQueue::start(move |rotations| {
+                            let writer = writer.clone();
+                            let lock = lock.clone();
+                            async move {
+                                let _writing = take_turn(lock).await;
+                                match writer.acquire().await {
+                                    Ok(mut connection) => Self::rotate_tokens(&mut connection, rotations).await,
+                                    Err(error) => failed_each(&error, rotations.len()),
+                                }
+                            }
+                        })
                     });
-                    let _writing = self.writing().await;
-                    let query = Self::bind_new_token(
-                        sqlx::query_as::<_, TokenRow>(statement).bind(old_id),
-                        &new,
-                    );
-                    let row = match $backend {
-                        Backend::Postgres => query.fetch_optional(&self.pool).await?,
-                        // Through the connection new tokens are written by, whose page
-                        // cache no other connection's write has made stale.
-                        Backend::Sqlite => {
+                    match queue.write((old_id, new.clone())).await {
+                        Some(rotated) => rotated,
+                        None => {
+                            let _writing = self.writing().await;
                             let mut connection = self.token_writer().acquire().await?;
-                            let mut tx = sqlx::Connection::begin(&mut *connection).await?;
-                            let row = query.fetch_optional(&mut *tx).await?;
-                            tx.commit().await?;
-                            row
+                            Self::rotate_one(&mut connection, old_id, &new).await
                         }
-                    };
-                    row.map(TryInto::try_into).transpose()
+                    }
                 }
 
                 async fn revoke_family(&self, family: &str) -> StoreResult<u64> {

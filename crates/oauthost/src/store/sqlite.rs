@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{
     admin_sql::impl_admin_store,
-    batch::WriteQueue,
+    batch::{RotationQueue, WriteQueue},
     changes::{change_of, Change, ChangeFeed},
     redact_url,
     sql::impl_store,
@@ -56,6 +56,8 @@ pub struct SqliteStore {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
     token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
+    /// Rotations of refresh tokens, written in batches; started on first use.
+    rotations: Arc<OnceLock<RotationQueue>>,
     /// The task of [`checkpoints`], stopped with the last clone of the store.
     _checkpointing: Option<Arc<AbortOnDrop>>,
 }
@@ -160,6 +162,7 @@ impl SqliteStore {
             changes,
             _checkpointing: checkpointing,
             token_writes: Arc::default(),
+            rotations: Arc::default(),
             writer,
         })
     }
