@@ -474,6 +474,102 @@ async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
     assert_eq!(stored, 117);
 }
 
+async fn concurrent_exchanges_of_many_codes_each_issue_once(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    let other = store
+        .register_client(new_client(alice, "Other", "other"), at(0))
+        .await
+        .unwrap()
+        .id;
+    // Exchanges are written in batches: 20 codes, each presented three times at once,
+    // issue one token each; presented by another client, a code is not touched; a code
+    // whose check fails is consumed without a token; an unknown code is unknown.
+    let mut codes = Vec::new();
+    for _ in 0..22 {
+        let secret = Secret::generate();
+        let stored = store
+            .insert_code(new_code(alice, client, &secret))
+            .await
+            .unwrap();
+        codes.push((secret.hash(), stored.id));
+    }
+    let refused = codes[20].0;
+    let untouched = codes[21].0;
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        for (hash, _) in &codes[..21] {
+            let (store, hash) = (Arc::clone(&store), *hash);
+            attempts.push(tokio::spawn(async move {
+                let check = |code: &AuthorizationCode| {
+                    if code.code_hash == refused {
+                        Err(OAuthError::invalid_grant("expired"))
+                    } else {
+                        Ok(token_for(code.client_id))
+                    }
+                };
+                (
+                    hash,
+                    store.exchange_code(&hash, client, &check).await.unwrap(),
+                )
+            }));
+        }
+        for (hash, by) in [(untouched, other), (SecretHash::of("unknown"), client)] {
+            let store = Arc::clone(&store);
+            attempts.push(tokio::spawn(async move {
+                let check = |code: &AuthorizationCode| Ok(token_for(code.client_id));
+                (hash, store.exchange_code(&hash, by, &check).await.unwrap())
+            }));
+        }
+    }
+    let mut issued = std::collections::HashMap::new();
+    for attempt in attempts {
+        let (hash, outcome) = attempt.await.unwrap();
+        match outcome {
+            CodeExchange::Issued(token) => {
+                let code_id = codes.iter().find(|(h, _)| *h == hash).unwrap().1;
+                assert_eq!(
+                    token.code_id,
+                    Some(code_id),
+                    "the token is tied to its code"
+                );
+                let found = store
+                    .find_token(&token.access_token_hash)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(found.id, token.id);
+                assert!(issued.insert(hash, token).is_none(), "a code issued twice");
+            }
+            CodeExchange::AlreadyUsed(code) => assert_eq!(code.code_hash, hash),
+            CodeExchange::Refused(error) => {
+                assert_eq!(hash, refused);
+                assert_eq!(error, OAuthError::invalid_grant("expired"));
+            }
+            CodeExchange::Unknown => assert!(hash != refused && !issued.contains_key(&hash)),
+        }
+    }
+    assert_eq!(issued.len(), 20, "each good code issues exactly one token");
+    assert!(matches!(
+        store
+            .exchange_code(&refused, client, &|code: &AuthorizationCode| Ok(token_for(
+                code.client_id
+            )))
+            .await
+            .unwrap(),
+        CodeExchange::AlreadyUsed(_)
+    ));
+    assert!(matches!(
+        store
+            .exchange_code(&untouched, client, &|code: &AuthorizationCode| Ok(
+                token_for(code.client_id)
+            ))
+            .await
+            .unwrap(),
+        CodeExchange::Issued(_)
+    ));
+}
+
 async fn tokens_are_found_by_hash_and_revoked(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
@@ -997,6 +1093,7 @@ async fn changes_committed_before_catching_up_are_published(db: &TestDatabase) {
 }
 
 backend_tests!(
+    concurrent_exchanges_of_many_codes_each_issue_once,
     concurrent_rotations_of_many_tokens_each_win_once,
     changes_committed_before_catching_up_are_published,
     revoking_a_code_reaches_the_tokens_refreshed_from_it,

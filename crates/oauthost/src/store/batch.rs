@@ -10,12 +10,81 @@ use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{NewToken, StoreResult, Token};
+use oauthost_core::{error::OAuthError, secret::SecretHash};
+
+use super::{AuthorizationCode, CodeCheck, CodeExchange, NewToken, StoreResult, Token};
 
 /// A queue of refresh token rotations: the old token's id and the token replacing it;
 /// answered with the new token as stored, or `None` when the old one was already rotated
 /// or revoked.
 pub(crate) type RotationQueue = WriteQueue<(i64, NewToken), Option<Token>>;
+
+/// The question the writer of a batch of code exchanges asks a request about the code it
+/// consumed for it: the token to issue, or why not (the request's [`CodeCheck`]).
+pub(crate) type CodeQuestion = (
+    AuthorizationCode,
+    oneshot::Sender<Result<NewToken, OAuthError>>,
+);
+
+/// A code presented for exchange, queued for the writer.
+#[derive(Debug)]
+pub(crate) struct CodeExchangeJob {
+    /// The code's hash.
+    pub(crate) code_hash: SecretHash,
+    /// The client presenting it.
+    pub(crate) client_id: i64,
+    /// Where the writer asks for the token to issue; asked again if a failed batch is
+    /// retried one by one.
+    pub(crate) questions: mpsc::UnboundedSender<CodeQuestion>,
+}
+
+impl CodeExchangeJob {
+    /// Asks the request for the token to issue for `code` (which its check sees first),
+    /// at once; the future waits for the answer. A request gone meanwhile (its client hung
+    /// up) is answered for with a refusal: the code stays consumed, and no token is issued.
+    pub(crate) fn ask(
+        &self,
+        code: &AuthorizationCode,
+    ) -> impl Future<Output = Result<NewToken, OAuthError>> {
+        let (answer, answered) = oneshot::channel();
+        let asked = self.questions.send((code.clone(), answer)).is_ok();
+        async move {
+            if !asked {
+                return Err(withdrawn());
+            }
+            answered.await.unwrap_or_else(|_| Err(withdrawn()))
+        }
+    }
+}
+
+fn withdrawn() -> OAuthError {
+    OAuthError::invalid_grant("The token request was withdrawn")
+}
+
+/// A queue of code exchanges.
+pub(crate) type ExchangeQueue = WriteQueue<CodeExchangeJob, CodeExchange>;
+
+/// Waits for `exchange` (a write through an [`ExchangeQueue`]) while answering the
+/// writer's questions with `check`.
+pub(crate) async fn answering<F>(
+    exchange: F,
+    mut questions: mpsc::UnboundedReceiver<CodeQuestion>,
+    check: CodeCheck<'_>,
+) -> F::Output
+where
+    F: Future,
+{
+    tokio::pin!(exchange);
+    loop {
+        tokio::select! {
+            outcome = &mut exchange => return outcome,
+            Some((code, answer)) = questions.recv() => {
+                // The writer may have given up waiting; nothing to do then.
+                let _ = answer.send(check(&code));
+            }
+        }
+    }
+}
 
 /// Items written together at most.
 pub(crate) const MAX_BATCH: usize = 64;

@@ -18,7 +18,7 @@ use sqlx::{
 
 use super::{
     admin_sql::impl_admin_store,
-    batch::{RotationQueue, WriteQueue},
+    batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{parse_notification, ChangeFeed},
     redact_url,
     sql::impl_store,
@@ -48,6 +48,8 @@ pub struct PostgresStore {
     token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
     /// Rotations of refresh tokens, written in batches; started on first use.
     rotations: Arc<OnceLock<RotationQueue>>,
+    /// Code exchanges, written in batches; started on first use.
+    exchanges: Arc<OnceLock<ExchangeQueue>>,
 }
 
 impl PostgresStore {
@@ -89,6 +91,7 @@ impl PostgresStore {
             listening: Arc::default(),
             token_writes: Arc::default(),
             rotations: Arc::default(),
+            exchanges: Arc::default(),
         })
     }
 

@@ -62,6 +62,7 @@ macro_rules! impl_store {
             use time::OffsetDateTime;
 
             use $crate::store::{
+                batch::{answering, CodeExchangeJob},
                 sql::{by_access_hash, failed_each, not_returned, take_turn},
                 rows::{
                     client_columns, code_columns, duplicate_or, scope_columns, token_columns,
@@ -257,6 +258,170 @@ macro_rules! impl_store {
                         }
                     };
                     row.map(TryInto::try_into).transpose()
+                }
+
+                /// Exchanges one code through `connection`, in a transaction: consumes it,
+                /// asks its request for the token to issue and stores that token.
+                async fn exchange_one(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    job: &CodeExchangeJob,
+                ) -> StoreResult<CodeExchange> {
+                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+                    // One conditional UPDATE: the row lock (PostgreSQL) or the write lock
+                    // (SQLite) lets exactly one of concurrent exchanges see `consumed = FALSE`,
+                    // and the others wait until its token is committed.
+                    let consumed: Option<CodeRow> = sqlx::query_as(concat!(
+                        "UPDATE oauthost_authorization_codes SET consumed = TRUE \
+                         WHERE code_hash = $1 AND client_id = $2 AND consumed = FALSE RETURNING ",
+                        code_columns!()
+                    ))
+                    .bind(job.code_hash.as_bytes().as_slice())
+                    .bind(job.client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = consumed else {
+                        let existing: Option<CodeRow> = sqlx::query_as(concat!(
+                            "SELECT ", code_columns!(),
+                            " FROM oauthost_authorization_codes WHERE code_hash = $1 AND client_id = $2"
+                        ))
+                        .bind(job.code_hash.as_bytes().as_slice())
+                        .bind(job.client_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.rollback().await?;
+                        return Ok(match existing {
+                            Some(row) => CodeExchange::AlreadyUsed(row.try_into()?),
+                            None => CodeExchange::Unknown,
+                        });
+                    };
+                    let code: AuthorizationCode = row.try_into()?;
+                    let outcome = match job.ask(&code).await {
+                        Ok(mut token) => {
+                            token.code_id = Some(code.id);
+                            CodeExchange::Issued(Self::insert_token_with(&mut *tx, &token).await?)
+                        }
+                        Err(error) => CodeExchange::Refused(error),
+                    };
+                    tx.commit().await?;
+                    Ok(outcome)
+                }
+
+                /// Exchanges each code of `jobs` as [`exchange_one`](Self::exchange_one)
+                /// would, in one transaction when there are several (see
+                /// [`exchange_together`](Self::exchange_together)), answering for each in
+                /// its order; if that transaction fails, each is exchanged alone.
+                async fn exchange_codes(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    jobs: Vec<CodeExchangeJob>,
+                ) -> Vec<StoreResult<CodeExchange>> {
+                    if jobs.len() > 1 {
+                        if let Ok(outcomes) = Self::exchange_together(&mut *connection, &jobs).await {
+                            return outcomes.into_iter().map(Ok).collect();
+                        }
+                    }
+                    let mut outcomes = Vec::with_capacity(jobs.len());
+                    for job in &jobs {
+                        outcomes.push(Self::exchange_one(&mut *connection, job).await);
+                    }
+                    outcomes
+                }
+
+                /// Pushes `(code_hash = $ AND client_id = $) OR ...` for `jobs`.
+                fn push_code_keys<'j>(
+                    query: &mut sqlx::QueryBuilder<'j, $db>,
+                    jobs: impl Iterator<Item = &'j CodeExchangeJob>,
+                ) {
+                    for (n, job) in jobs.enumerate() {
+                        query.push(if n == 0 { "(code_hash = " } else { " OR (code_hash = " });
+                        query.push_bind(job.code_hash.as_bytes().as_slice());
+                        query.push(" AND client_id = ");
+                        query.push_bind(job.client_id);
+                        query.push(")");
+                    }
+                }
+
+                /// The transaction of [`exchange_codes`](Self::exchange_codes): one
+                /// `UPDATE` consumes the unused codes (the first request presenting each gets
+                /// it), one `SELECT` tells the others' codes used from unknown, one `INSERT`
+                /// stores the tokens their requests' checks return.
+                async fn exchange_together(
+                    connection: &mut <$db as sqlx::Database>::Connection,
+                    jobs: &[CodeExchangeJob],
+                ) -> StoreResult<Vec<CodeExchange>> {
+                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+                    let mut update = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE oauthost_authorization_codes SET consumed = TRUE \
+                         WHERE consumed = FALSE AND (",
+                    );
+                    Self::push_code_keys(&mut update, jobs.iter());
+                    update.push(concat!(") RETURNING ", code_columns!()));
+                    let rows: Vec<CodeRow> = update.build_query_as().fetch_all(&mut *tx).await?;
+                    let mut consumed = std::collections::HashMap::new();
+                    for row in rows {
+                        let code: AuthorizationCode = row.try_into()?;
+                        consumed.insert((code.code_hash, code.client_id), code);
+                    }
+                    // Ask every request whose code was consumed at once, then wait for each.
+                    let asked: Vec<_> = jobs
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(n, job)| {
+                            let code = consumed.remove(&(job.code_hash, job.client_id))?;
+                            Some((n, code))
+                        })
+                        .collect();
+                    let waiting: Vec<_> = asked.iter().map(|(n, code)| jobs[*n].ask(code)).collect();
+                    let mut answers = Vec::with_capacity(waiting.len());
+                    for answer in waiting {
+                        answers.push(answer.await);
+                    }
+                    let mut outcomes: Vec<Option<CodeExchange>> = vec![None; jobs.len()];
+                    let mut tokens = Vec::new();
+                    for ((n, code), answer) in asked.iter().zip(answers) {
+                        match answer {
+                            Ok(mut token) => {
+                                token.code_id = Some(code.id);
+                                tokens.push((*n, token));
+                            }
+                            Err(error) => outcomes[*n] = Some(CodeExchange::Refused(error)),
+                        }
+                    }
+                    let issuing: HashSet<usize> = tokens.iter().map(|(n, _)| *n).collect();
+                    let others: Vec<usize> = (0..jobs.len())
+                        .filter(|n| outcomes[*n].is_none() && !issuing.contains(n))
+                        .collect();
+                    if !others.is_empty() {
+                        let mut select = sqlx::QueryBuilder::<$db>::new(concat!(
+                            "SELECT ", code_columns!(), " FROM oauthost_authorization_codes WHERE "
+                        ));
+                        Self::push_code_keys(&mut select, others.iter().map(|n| &jobs[*n]));
+                        let rows: Vec<CodeRow> = select.build_query_as().fetch_all(&mut *tx).await?;
+                        let mut existing = std::collections::HashMap::new();
+                        for row in rows {
+                            let code: AuthorizationCode = row.try_into()?;
+                            existing.insert((code.code_hash, code.client_id), code);
+                        }
+                        for n in others {
+                            let job = &jobs[n];
+                            outcomes[n] = Some(match existing.get(&(job.code_hash, job.client_id)) {
+                                Some(code) => CodeExchange::AlreadyUsed(code.clone()),
+                                None => CodeExchange::Unknown,
+                            });
+                        }
+                    }
+                    if !tokens.is_empty() {
+                        let new: Vec<&NewToken> = tokens.iter().map(|(_, token)| token).collect();
+                        let mut stored = by_access_hash(Self::insert_rows(&mut *tx, &new).await?);
+                        for (n, token) in &tokens {
+                            let token = stored.remove(&token.access_token_hash).ok_or_else(not_returned)?;
+                            outcomes[*n] = Some(CodeExchange::Issued(token));
+                        }
+                    }
+                    tx.commit().await?;
+                    outcomes
+                        .into_iter()
+                        .map(|outcome| outcome.ok_or_else(|| StoreError::Refused("a code exchange was left unanswered".into())))
+                        .collect()
                 }
 
                 /// Binds a new token's nine columns, in the order of the `INSERT`s' column lists
@@ -625,48 +790,36 @@ macro_rules! impl_store {
                     client_id: i64,
                     check: CodeCheck<'_>,
                 ) -> StoreResult<CodeExchange> {
-                    let _writing = self.writing().await;
-                    // The connection new tokens are written by (SQLite: one of its own,
-                    // whose page cache stays current).
-                    let mut connection = self.token_writer().acquire().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
-                    // One conditional UPDATE: the row lock (PostgreSQL) or the write lock
-                    // (SQLite) lets exactly one of concurrent exchanges see `consumed = FALSE`,
-                    // and the others wait until its token is committed.
-                    let consumed: Option<CodeRow> = sqlx::query_as(concat!(
-                        "UPDATE oauthost_authorization_codes SET consumed = TRUE \
-                         WHERE code_hash = $1 AND client_id = $2 AND consumed = FALSE RETURNING ",
-                        code_columns!()
-                    ))
-                    .bind(code_hash.as_bytes().as_slice())
-                    .bind(client_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = consumed else {
-                        let existing: Option<CodeRow> = sqlx::query_as(concat!(
-                            "SELECT ", code_columns!(),
-                            " FROM oauthost_authorization_codes WHERE code_hash = $1 AND client_id = $2"
-                        ))
-                        .bind(code_hash.as_bytes().as_slice())
-                        .bind(client_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        tx.rollback().await?;
-                        return Ok(match existing {
-                            Some(row) => CodeExchange::AlreadyUsed(row.try_into()?),
-                            None => CodeExchange::Unknown,
-                        });
-                    };
-                    let code: AuthorizationCode = row.try_into()?;
-                    let outcome = match check(&code) {
-                        Ok(mut token) => {
-                            token.code_id = Some(code.id);
-                            CodeExchange::Issued(Self::insert_token_with(&mut *tx, &token).await?)
+                    let queue = self.exchanges.get_or_init(|| {
+                        let writer = self.token_writer().clone();
+                        let lock = self.write_lock();
+                        $crate::store::batch::WriteQueue::start(move |jobs| {
+                            let writer = writer.clone();
+                            let lock = lock.clone();
+                            async move {
+                                let _writing = take_turn(lock).await;
+                                match writer.acquire().await {
+                                    Ok(mut connection) => Self::exchange_codes(&mut connection, jobs).await,
+                                    Err(error) => failed_each(&error, jobs.len()),
+                                }
+                            }
+                        })
+                    });
+                    let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
+                    let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
+                    let exchange = async {
+                        match queue.write(job).await {
+                            Some(outcome) => outcome,
+                            None => {
+                                let _writing = self.writing().await;
+                                let mut connection = self.token_writer().acquire().await?;
+                                let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
+                                let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
+                                answering(Self::exchange_one(&mut connection, &job), asked, check).await
+                            }
                         }
-                        Err(error) => CodeExchange::Refused(error),
                     };
-                    tx.commit().await?;
-                    Ok(outcome)
+                    answering(exchange, asked, check).await
                 }
             }
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{
     admin_sql::impl_admin_store,
-    batch::{RotationQueue, WriteQueue},
+    batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{change_of, Change, ChangeFeed},
     redact_url,
     sql::impl_store,
@@ -58,6 +58,8 @@ pub struct SqliteStore {
     token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
     /// Rotations of refresh tokens, written in batches; started on first use.
     rotations: Arc<OnceLock<RotationQueue>>,
+    /// Code exchanges, written in batches; started on first use.
+    exchanges: Arc<OnceLock<ExchangeQueue>>,
     /// The task of [`checkpoints`], stopped with the last clone of the store.
     _checkpointing: Option<Arc<AbortOnDrop>>,
 }
@@ -163,6 +165,7 @@ impl SqliteStore {
             _checkpointing: checkpointing,
             token_writes: Arc::default(),
             rotations: Arc::default(),
+            exchanges: Arc::default(),
             writer,
         })
     }
