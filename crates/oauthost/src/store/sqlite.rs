@@ -267,8 +267,14 @@ async fn checkpoints(pool: SqlitePool, writer: Arc<tokio::sync::Mutex<()>>) {
         match checkpoint(&pool, "PRAGMA wal_checkpoint(PASSIVE)").await {
             Ok(frames) if frames >= LOG_FRAMES_LIMIT => {
                 let _turn = writer.lock().await;
-                if let Err(error) = checkpoint(&pool, "PRAGMA wal_checkpoint(RESTART)").await {
-                    tracing::warn!(%error, "cannot restart the SQLite log");
+                let started = std::time::Instant::now();
+                match checkpoint(&pool, "PRAGMA wal_checkpoint(RESTART)").await {
+                    Ok(_) => tracing::debug!(
+                        frames,
+                        writes_held_ms = started.elapsed().as_millis(),
+                        "SQLite log restarted"
+                    ),
+                    Err(error) => tracing::warn!(%error, "cannot restart the SQLite log"),
                 }
             }
             Ok(_) => {}
