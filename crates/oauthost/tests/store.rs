@@ -295,6 +295,15 @@ async fn setup_client(store: &DynStore) -> (i64, i64) {
     (alice, client.id)
 }
 
+/// A second client, registered by `registrant`.
+async fn other_client(store: &DynStore, registrant: i64) -> i64 {
+    store
+        .register_client(new_client(registrant, "Other", "other"), at(0))
+        .await
+        .unwrap()
+        .id
+}
+
 fn new_code(user_id: i64, client_id: i64, secret: &Secret) -> NewAuthorizationCode {
     NewAuthorizationCode {
         code_hash: secret.hash(),
@@ -327,11 +336,7 @@ fn token_for(client_id: i64) -> NewToken {
 async fn codes_are_exchanged_once(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
-    let other = store
-        .register_client(new_client(alice, "Other", "other"), at(0))
-        .await
-        .unwrap()
-        .id;
+    let other = other_client(&store, alice).await;
     let secret = Secret::generate();
     let stored = store
         .insert_code(new_code(alice, client, &secret))
@@ -477,11 +482,7 @@ async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
 async fn concurrent_exchanges_of_many_codes_each_issue_once(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
-    let other = store
-        .register_client(new_client(alice, "Other", "other"), at(0))
-        .await
-        .unwrap()
-        .id;
+    let other = other_client(&store, alice).await;
     // Exchanges are written in batches: 20 codes, each presented three times at once,
     // issue one token each; presented by another client, a code is not touched; a code
     // whose check fails is consumed without a token; an unknown code is unknown.

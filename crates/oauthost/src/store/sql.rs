@@ -50,6 +50,27 @@ pub(super) fn failed_each<R>(error: &sqlx::Error, items: usize) -> Vec<super::St
         .collect()
 }
 
+/// Starts the writer task of a [`WriteQueue`](super::batch::WriteQueue): for each batch, it
+/// waits for the turn to write on `$lock` (see [`take_turn`]), then for a connection of
+/// `$writer` (anything with an `acquire()` giving one), and calls `$write(connection, items)`.
+macro_rules! batch_writer {
+    ($writer:expr, $lock:expr, $write:path) => {{
+        let writer = $writer;
+        let lock = $lock;
+        $crate::store::batch::WriteQueue::start(move |items| {
+            let writer = writer.clone();
+            let lock = lock.clone();
+            async move {
+                let _writing = take_turn(lock).await;
+                match writer.acquire().await {
+                    Ok(mut connection) => $write(&mut connection, items).await,
+                    Err(error) => failed_each(&error, items.len()),
+                }
+            }
+        })
+    }};
+}
+
 /// Implements every storage trait and [`Store`](super::Store) for `$store`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
@@ -800,19 +821,7 @@ macro_rules! impl_store {
                         return answering(Self::exchange_one(&mut connection, &job), asked, check).await;
                     }
                     let queue = self.exchanges.get_or_init(|| {
-                        let writer = self.token_writer().clone();
-                        let lock = self.write_lock();
-                        $crate::store::batch::WriteQueue::start(move |jobs| {
-                            let writer = writer.clone();
-                            let lock = lock.clone();
-                            async move {
-                                let _writing = take_turn(lock).await;
-                                match writer.acquire().await {
-                                    Ok(mut connection) => Self::exchange_codes(&mut connection, jobs).await,
-                                    Err(error) => failed_each(&error, jobs.len()),
-                                }
-                            }
-                        })
+                        $crate::store::sql::batch_writer!(self.token_writer().clone(), self.write_lock(), Self::exchange_codes)
                     });
                     let exchange = async {
                         match queue.write(job).await {
@@ -834,19 +843,7 @@ macro_rules! impl_store {
             impl TokenStore for $store {
                 async fn insert_token(&self, token: NewToken) -> StoreResult<Token> {
                     let queue = self.token_writes.get_or_init(|| {
-                        let writer = self.new_token_writer().clone();
-                        let lock = self.write_lock();
-                        $crate::store::batch::WriteQueue::start(move |tokens| {
-                            let writer = writer.clone();
-                            let lock = lock.clone();
-                            async move {
-                                let _writing = take_turn(lock).await;
-                                match writer.acquire().await {
-                                    Ok(mut connection) => Self::insert_tokens(&mut connection, tokens).await,
-                                    Err(error) => failed_each(&error, tokens.len()),
-                                }
-                            }
-                        })
+                        $crate::store::sql::batch_writer!(self.new_token_writer().clone(), self.write_lock(), Self::insert_tokens)
                     });
                     match queue.write(token.clone()).await {
                         Some(stored) => stored,
@@ -925,19 +922,7 @@ macro_rules! impl_store {
 
                 async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>> {
                     let queue = self.rotations.get_or_init(|| {
-                        let writer = self.token_writer().clone();
-                        let lock = self.write_lock();
-                        $crate::store::batch::WriteQueue::start(move |rotations| {
-                            let writer = writer.clone();
-                            let lock = lock.clone();
-                            async move {
-                                let _writing = take_turn(lock).await;
-                                match writer.acquire().await {
-                                    Ok(mut connection) => Self::rotate_tokens(&mut connection, rotations).await,
-                                    Err(error) => failed_each(&error, rotations.len()),
-                                }
-                            }
-                        })
+                        $crate::store::sql::batch_writer!(self.token_writer().clone(), self.write_lock(), Self::rotate_tokens)
                     });
                     match queue.write((old_id, new.clone())).await {
                         Some(rotated) => rotated,
@@ -1182,4 +1167,4 @@ macro_rules! impl_store {
     };
 }
 
-pub(super) use impl_store;
+pub(super) use {batch_writer, impl_store};
