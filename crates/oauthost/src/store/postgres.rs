@@ -48,7 +48,8 @@ pub struct PostgresStore {
     token_writes: Arc<OnceLock<WriteQueue<NewToken, Token>>>,
     /// Rotations of refresh tokens, written in batches; started on first use.
     rotations: Arc<OnceLock<RotationQueue>>,
-    /// Code exchanges, written in batches; started on first use.
+    /// Never started: on PostgreSQL, code exchanges run side by side on the pool's
+    /// connections (see `exchange_code` in [`sql`](super::sql)).
     exchanges: Arc<OnceLock<ExchangeQueue>>,
 }
 

@@ -2,8 +2,10 @@
 //!
 //! SQLite and PostgreSQL accept the same statements here: `$N` placeholders, `RETURNING`,
 //! `ON CONFLICT`, `TRUE`/`FALSE`. [`impl_store!`] writes every storage trait for a backend
-//! type that has a `pool` field of its database's pool type and a `MIGRATOR` static beside
-//! it, so each query exists once and both backends run exactly the same logic.
+//! type that has a `pool` field of its database's pool type, the queues of its batch
+//! writers (`token_writes`, `rotations`, `exchanges`; see [`batch`](super::batch)), the
+//! methods `write_lock`, `token_writer` and `new_token_writer`, and a `MIGRATOR` static
+//! beside it, so each query exists once and both backends run exactly the same logic.
 
 /// Waits for a turn on `lock`, when there is one (SQLite's writers take turns; see
 /// `SqliteStore`).
