@@ -180,11 +180,15 @@ macro_rules! impl_store {
                     let mut seen = HashSet::new();
                     let first: Vec<bool> = rotations.iter().map(|(old_id, _)| seen.insert(*old_id)).collect();
                     match Self::rotate_together(&mut *connection, &rotations, &first).await {
-                        Ok(mut by_hash) => rotations
+                        Ok((rotated, mut by_hash)) => rotations
                             .iter()
                             .zip(&first)
-                            .map(|((_, new), first)| {
-                                Ok(if *first { by_hash.remove(&new.access_token_hash) } else { None })
+                            .map(|((old_id, new), first)| {
+                                if *first && rotated.contains(old_id) {
+                                    by_hash.remove(&new.access_token_hash).ok_or_else(not_returned).map(Some)
+                                } else {
+                                    Ok(None)
+                                }
                             })
                             .collect(),
                         Err(_) => {
@@ -197,13 +201,13 @@ macro_rules! impl_store {
                     }
                 }
 
-                /// The transaction of [`rotate_tokens`](Self::rotate_tokens): the new tokens
-                /// stored, by their access token's hash.
+                /// The transaction of [`rotate_tokens`](Self::rotate_tokens): the ids of the
+                /// tokens rotated, and the new tokens stored, by their access token's hash.
                 async fn rotate_together(
                     connection: &mut <$db as sqlx::Database>::Connection,
                     rotations: &[(i64, NewToken)],
                     first: &[bool],
-                ) -> StoreResult<std::collections::HashMap<SecretHash, Token>> {
+                ) -> StoreResult<(HashSet<i64>, std::collections::HashMap<SecretHash, Token>)> {
                     let mut tx = sqlx::Connection::begin(&mut *connection).await?;
                     let mut update = sqlx::QueryBuilder::<$db>::new(
                         "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
@@ -232,7 +236,7 @@ macro_rules! impl_store {
                         Self::insert_rows(&mut *tx, &replacing).await?
                     };
                     tx.commit().await?;
-                    Ok(by_access_hash(rows))
+                    Ok((rotated, by_access_hash(rows)))
                 }
 
                 /// Rotates the refresh token `old_id` (marks it rotated and revoked) and
