@@ -818,7 +818,7 @@ macro_rules! impl_store {
                     check: CodeCheck<'_>,
                 ) -> StoreResult<CodeExchange> {
                     let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
-                    let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
+                    let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions: questions.clone() };
                     if matches!($backend, Backend::Postgres) {
                         // PostgreSQL runs concurrent exchanges side by side on the pool's
                         // connections, where a queue would run them one batch at a time
@@ -832,12 +832,12 @@ macro_rules! impl_store {
                     let exchange = async {
                         match queue.write(job).await {
                             Some(outcome) => outcome,
+                            // The writer task is gone: exchange here, asking the same way.
                             None => {
                                 let _writing = self.writing().await;
                                 let mut connection = self.token_writer().acquire().await?;
-                                let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
                                 let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
-                                answering(Self::exchange_one(&mut connection, &job), asked, check).await
+                                Self::exchange_one(&mut connection, &job).await
                             }
                         }
                     };
