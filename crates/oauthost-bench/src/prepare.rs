@@ -310,7 +310,7 @@ impl Fixture {
             client_id: self.client_id,
             issued_at,
             expires_at: issued_at + 86_400,
-            family: refresh.map(|_| oauthost::core::secret::random_identifier()),
+            family: refresh.map(|_| oauthost::core::secret::stamped_identifier()),
         }
     }
 
@@ -320,7 +320,7 @@ impl Fixture {
         db: &Database,
         count: usize,
     ) -> Result<Vec<String>, BenchError> {
-        let secrets: Vec<Secret> = (0..count).map(|_| Secret::generate()).collect();
+        let secrets: Vec<Secret> = (0..count).map(|_| Secret::generate_stamped()).collect();
         let rows: Vec<TokenRow> = secrets.iter().map(|s| self.token_row(s, None)).collect();
         db.insert_tokens(&rows).await?;
         Ok(secrets.iter().map(|s| s.expose().to_owned()).collect())
@@ -333,7 +333,7 @@ impl Fixture {
         while missing > 0 {
             let chunk = missing.min(100_000);
             let rows: Vec<TokenRow> = (0..chunk)
-                .map(|_| self.token_row(&Secret::generate(), None))
+                .map(|_| self.token_row(&Secret::generate_stamped(), None))
                 .collect();
             db.insert_tokens(&rows).await?;
             missing -= chunk;
@@ -350,7 +350,7 @@ impl Fixture {
         file: &Path,
     ) -> Result<(), BenchError> {
         let pairs: Vec<(Secret, Secret)> = (0..count)
-            .map(|_| (Secret::generate(), Secret::generate()))
+            .map(|_| (Secret::generate_stamped(), Secret::generate_stamped()))
             .collect();
         let rows: Vec<TokenRow> = pairs
             .iter()
@@ -376,7 +376,7 @@ impl Fixture {
         count: usize,
         file: &Path,
     ) -> Result<(), BenchError> {
-        let codes: Vec<Secret> = (0..count).map(|_| Secret::generate()).collect();
+        let codes: Vec<Secret> = (0..count).map(|_| Secret::generate_stamped()).collect();
         let issued_at = now();
         let rows: Vec<CodeRow> = codes
             .iter()

@@ -37,7 +37,11 @@ impl PollsServer {
             .args(["--database-url", database_url, "--debug", "serve"])
             .args(["--bind", "127.0.0.1:0"])
             .args(extra)
-            .env("OAUTHOST_LOG", "warn")
+            // Warnings only, unless the caller asks for more (`OAUTHOST_LOG=oauthost=debug`).
+            .env(
+                "OAUTHOST_LOG",
+                std::env::var("OAUTHOST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)

@@ -89,7 +89,7 @@ async fn confidential_clients_get_a_hashed_256_bit_secret(db: &TestDatabase) {
         .secret_hash
         .unwrap();
     assert!(stored.matches(secret.expose()));
-    assert_ne!(stored.as_bytes().as_slice(), secret.expose().as_bytes());
+    assert_ne!(stored.as_bytes(), secret.expose().as_bytes());
 
     let chosen = toolbox::register_client(
         &*store,

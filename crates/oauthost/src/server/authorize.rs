@@ -281,7 +281,7 @@ impl Oauthost {
         let responder = self.responder(request);
         match request.response_type {
             ResponseType::Code => {
-                let code = Secret::generate();
+                let code = Secret::generate_stamped();
                 let now = self.now();
                 let (challenge, method) = match &request.code_challenge {
                     Some((challenge, method)) => {

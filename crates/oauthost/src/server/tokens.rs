@@ -7,7 +7,7 @@ use oauthost_core::{
     error::OAuthError,
     params::Params,
     scope::ScopeList,
-    secret::{random_identifier, Secret, SecretHash},
+    secret::{stamped_identifier, Secret, SecretHash},
 };
 use serde::Serialize;
 
@@ -104,8 +104,8 @@ impl Oauthost {
         refresh: Option<String>,
     ) -> (NewToken, IssuedToken) {
         let now = self.now();
-        let access_token = Secret::generate();
-        let refresh_token = refresh.as_ref().map(|_| Secret::generate());
+        let access_token = Secret::generate_stamped();
+        let refresh_token = refresh.as_ref().map(|_| Secret::generate_stamped());
         let stored = NewToken {
             access_token_hash: access_token.hash(),
             refresh_token_hash: refresh_token.as_ref().map(Secret::hash),
@@ -131,7 +131,7 @@ impl Oauthost {
         client
             .grant_types
             .allows(GrantType::RefreshToken)
-            .then(random_identifier)
+            .then(stamped_identifier)
     }
 
     /// Issues an access token (and a refresh token, as `refresh` says) to `client`.

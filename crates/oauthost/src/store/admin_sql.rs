@@ -553,7 +553,7 @@ macro_rules! impl_admin_store {
                     let _writing = self.writing().await;
                     let done = sqlx::query("UPDATE oauthost_clients SET secret_hash = $2 WHERE id = $1")
                         .bind(id)
-                        .bind(secret.map(|h| h.as_bytes().as_slice()))
+                        .bind(secret.map(|h| h.as_bytes()))
                         .execute(&self.pool)
                         .await?;
                     Ok(done.rows_affected() > 0)

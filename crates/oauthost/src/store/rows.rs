@@ -26,7 +26,8 @@ pub(super) fn timestamp(table: &'static str, seconds: i64) -> StoreResult<Offset
 }
 
 fn hash(table: &'static str, bytes: &[u8]) -> StoreResult<SecretHash> {
-    SecretHash::from_bytes(bytes).ok_or_else(|| corrupt(table, "hash is not 32 bytes long"))
+    SecretHash::from_bytes(bytes)
+        .ok_or_else(|| corrupt(table, "hash is neither 32 nor 38 bytes long"))
 }
 
 /// Columns of [`UserRow`], for `SELECT` and `RETURNING`.

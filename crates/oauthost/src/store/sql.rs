@@ -148,8 +148,8 @@ macro_rules! impl_store {
                          expires_at, refresh_family) ",
                     );
                     query.push_values(tokens, |mut row, token| {
-                        row.push_bind(token.access_token_hash.as_bytes().as_slice())
-                            .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                        row.push_bind(token.access_token_hash.as_bytes())
+                            .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes()))
                             .push_bind("bearer")
                             .push_bind(token.user_id)
                             .push_bind(token.client_id)
@@ -302,7 +302,7 @@ macro_rules! impl_store {
                          WHERE code_hash = $1 AND client_id = $2 AND consumed = FALSE RETURNING ",
                         code_columns!()
                     ))
-                    .bind(job.code_hash.as_bytes().as_slice())
+                    .bind(job.code_hash.as_bytes())
                     .bind(job.client_id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -311,7 +311,7 @@ macro_rules! impl_store {
                             "SELECT ", code_columns!(),
                             " FROM oauthost_authorization_codes WHERE code_hash = $1 AND client_id = $2"
                         ))
-                        .bind(job.code_hash.as_bytes().as_slice())
+                        .bind(job.code_hash.as_bytes())
                         .bind(job.client_id)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -360,7 +360,7 @@ macro_rules! impl_store {
                 ) {
                     for (n, job) in jobs.enumerate() {
                         query.push(if n == 0 { "(code_hash = " } else { " OR (code_hash = " });
-                        query.push_bind(job.code_hash.as_bytes().as_slice());
+                        query.push_bind(job.code_hash.as_bytes());
                         query.push(" AND client_id = ");
                         query.push_bind(job.client_id);
                         query.push(")");
@@ -458,8 +458,8 @@ macro_rules! impl_store {
                     token: &'q NewToken,
                 ) -> sqlx::query::QueryAs<'q, $db, O, <$db as sqlx::Database>::Arguments<'q>> {
                     query
-                        .bind(token.access_token_hash.as_bytes().as_slice())
-                        .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                        .bind(token.access_token_hash.as_bytes())
+                        .bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes()))
                         .bind(token.user_id)
                         .bind(token.client_id)
                         .bind(token.code_id)
@@ -684,7 +684,7 @@ macro_rules! impl_store {
                     ))
                     .bind(&client.identifier)
                     .bind(&client.title)
-                    .bind(client.secret_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+                    .bind(client.secret_hash.as_ref().map(|h| h.as_bytes()))
                     .bind(client.client_type.as_str())
                     .bind(client.registrant_id)
                     .bind(&client.description)
@@ -796,7 +796,7 @@ macro_rules! impl_store {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
                         code_columns!()
                     ))
-                    .bind(code.code_hash.as_bytes().as_slice())
+                    .bind(code.code_hash.as_bytes())
                     .bind(code.client_id)
                     .bind(code.user_id)
                     .bind(&code.redirect_uri)
@@ -865,7 +865,7 @@ macro_rules! impl_store {
                         "SELECT ", token_columns!(),
                         " FROM oauthost_tokens WHERE access_token_hash = $1"
                     ))
-                    .bind(access_hash.as_bytes().as_slice())
+                    .bind(access_hash.as_bytes())
                     .fetch_optional(&self.pool)
                     .await?;
                     row.map(TryInto::try_into).transpose()
@@ -906,7 +906,7 @@ macro_rules! impl_store {
                         details_by!("access_token_hash")
                     };
                     let row: Option<TokenDetailsRow> = sqlx::query_as(query)
-                        .bind(hash.as_bytes().as_slice())
+                        .bind(hash.as_bytes())
                         .fetch_optional(&self.pool)
                         .await?;
                     row.map(TryInto::try_into).transpose()
@@ -920,7 +920,7 @@ macro_rules! impl_store {
                         "SELECT ", token_columns!(),
                         " FROM oauthost_tokens WHERE refresh_token_hash = $1"
                     ))
-                    .bind(refresh_hash.as_bytes().as_slice())
+                    .bind(refresh_hash.as_bytes())
                     .fetch_optional(&self.pool)
                     .await?;
                     row.map(TryInto::try_into).transpose()
@@ -978,7 +978,7 @@ macro_rules! impl_store {
                         "SELECT id_hash, data, expires_at FROM oauthost_sessions \
                          WHERE id_hash = $1 AND expires_at > $2",
                     )
-                    .bind(id_hash.as_bytes().as_slice())
+                    .bind(id_hash.as_bytes())
                     .bind(now.unix_timestamp())
                     .fetch_optional(&self.pool)
                     .await?;
@@ -992,7 +992,7 @@ macro_rules! impl_store {
                          VALUES ($1, $2, $3) ON CONFLICT (id_hash) DO UPDATE \
                          SET data = excluded.data, expires_at = excluded.expires_at",
                     )
-                    .bind(session.id_hash.as_bytes().as_slice())
+                    .bind(session.id_hash.as_bytes())
                     .bind(&session.data)
                     .bind(session.expires_at.unix_timestamp())
                     .execute(&self.pool)
@@ -1003,7 +1003,7 @@ macro_rules! impl_store {
                 async fn delete_session(&self, id_hash: &SecretHash) -> StoreResult<()> {
                     let _writing = self.writing().await;
                     sqlx::query("DELETE FROM oauthost_sessions WHERE id_hash = $1")
-                        .bind(id_hash.as_bytes().as_slice())
+                        .bind(id_hash.as_bytes())
                         .execute(&self.pool)
                         .await?;
                     Ok(())
