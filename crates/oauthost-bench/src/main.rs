@@ -96,6 +96,10 @@ struct Options {
     /// Only these operations (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Keep the server's log in this folder, as `<backend>-server.log` (default: thrown
+    /// away with the run's temporary folder). Set `OAUTHOST_LOG` for more than warnings.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
 }
 
 /// One line of the report.
@@ -401,13 +405,11 @@ async fn run_backend(
         let fixture = prepare::set_up(polls, &db).await?;
         let tokens = fixture.access_tokens(&db, 2).await?;
         fixture.fill_tokens(&db, 1000).await?;
-        let server = PollsServer::start(
-            polls,
-            &db.url,
-            &options.serve_args,
-            &dir.path().join("server.log"),
-        )
-        .await?;
+        let log = match &options.log_dir {
+            Some(kept) => kept.join(format!("{}-server.log", kind.to_string().to_lowercase())),
+            None => dir.path().join("server.log"),
+        };
+        let server = PollsServer::start(polls, &db.url, &options.serve_args, &log).await?;
         let mut shape = Shape {
             threads: options.threads,
             connections: options.connections,
