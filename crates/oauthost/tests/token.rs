@@ -682,6 +682,43 @@ async fn refresh_tokens_rotate_and_replays_revoke_the_family(db: &TestDatabase) 
     assert_error(&after, StatusCode::BAD_REQUEST, "invalid_grant", "revoked");
 }
 
+async fn an_inactive_users_refresh_token_is_refused_and_kept(db: &TestDatabase) {
+    let server = setup(db).await;
+    let issued = alice_token(&server, "polls:index").await;
+    let refresh = issued["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let alice = server.store().find_user("alice").await.unwrap().unwrap();
+    assert!(server
+        .store()
+        .set_user_active(alice.id, false)
+        .await
+        .unwrap());
+    let refused = token(&server, APP, &form).await;
+    assert_error(
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "inactive",
+    );
+
+    // Not rotated: once the user is active again, the same refresh token works, once.
+    assert!(server
+        .store()
+        .set_user_active(alice.id, true)
+        .await
+        .unwrap());
+    let (status, rotated) = token(&server, APP, &form).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_ne!(rotated["refresh_token"], issued["refresh_token"]);
+    let replay = token(&server, APP, &form).await;
+    assert_error(
+        &replay,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "already been used",
+    );
+}
+
 async fn concurrent_exchanges_issue_exactly_one_token(db: &TestDatabase) {
     let server = Arc::new(setup(db).await);
     let code = code_for_app(&server).await;
@@ -999,6 +1036,7 @@ backend_tests!(
     client_credentials_act_as_the_registrant_without_refresh,
     password_grant_gives_one_answer_to_every_bad_login,
     refresh_tokens_rotate_and_replays_revoke_the_family,
+    an_inactive_users_refresh_token_is_refused_and_kept,
     concurrent_exchanges_issue_exactly_one_token,
     malformed_bodies_get_json_errors,
     revocation_takes_effect_at_once,

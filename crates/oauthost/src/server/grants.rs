@@ -14,7 +14,7 @@ use oauthost_core::{
 use super::{
     tokens::Refresh, ClientCredentials, IssuedToken, LoginOutcome, Oauthost, ServerResult,
 };
-use crate::store::{AuthorizationCode, Client, CodeExchange, NewToken};
+use crate::store::{AuthorizationCode, Client, CodeExchange, NewToken, TokenDetails};
 
 impl Oauthost {
     /// Handles a token request: authenticates the client, checks the grant, issues a token.
@@ -212,9 +212,14 @@ impl Oauthost {
     async fn refresh_grant(&self, client: &Client, params: &Params) -> ServerResult<IssuedToken> {
         let value = params.require("refresh_token")?;
         let requested = scope::parse_requested(params.get("scope")?)?;
-        let Some(old) = self
+        // The token and whether its user is active, in one query.
+        let Some(TokenDetails {
+            token: old,
+            user_active,
+            ..
+        }) = self
             .store()
-            .find_token_by_refresh(&Secret::new(value).hash())
+            .find_token_details(&Secret::new(value).hash(), true)
             .await?
         else {
             return Err(OAuthError::invalid_grant("Invalid refresh token").into());
@@ -233,11 +238,8 @@ impl Oauthost {
         if old.revoked {
             return Err(OAuthError::invalid_grant("Refresh token has been revoked").into());
         }
-        if let Some(user_id) = old.user_id {
-            match self.store().user_by_id(user_id).await? {
-                Some(user) if user.is_active => {}
-                _ => return Err(OAuthError::invalid_grant("The token's user is inactive").into()),
-            }
+        if !user_active {
+            return Err(OAuthError::invalid_grant("The token's user is inactive").into());
         }
         let scope = match requested {
             Some(narrower) if !narrower.is_empty() => {
