@@ -215,11 +215,13 @@ impl SecretHash {
         &self.as_bytes()[usize::from(self.len) - DIGEST_BYTES..]
     }
 
-    /// Whether `candidate` is stored under this key, compared in constant time.
+    /// Whether `candidate` is the secret stored under this key: its SHA-256 digest is the
+    /// key's, compared in constant time. The digest covers the whole value, stamp included,
+    /// so the stamp need not be compared; and a key stored as a bare digest (a client secret
+    /// of 51 characters set before stamps existed) still matches its secret.
     pub fn matches(&self, candidate: &str) -> bool {
-        let other = Self::of(candidate);
-        let same_len = self.len.ct_eq(&other.len);
-        (same_len & self.bytes.ct_eq(&other.bytes)).into()
+        let digest: [u8; DIGEST_BYTES] = Sha256::digest(candidate.as_bytes()).into();
+        self.digest().ct_eq(&digest).into()
     }
 
     /// A short, harmless fingerprint (the first 8 hex digits of the digest) to tell stored
@@ -318,10 +320,12 @@ mod tests {
         let mut altered = secret.expose().to_owned();
         altered.replace_range(STAMPED_LEN - 1.., last);
         assert!(!stored.matches(&altered));
-        // The same digest without the stamp is another key.
+        // The same digest without the stamp is another key (lookups by key tell them apart),
+        // but a secret whose bare digest was stored still matches it.
         let unstamped = SecretHash::from_bytes(&stored.as_bytes()[STAMP_BYTES..]).unwrap();
-        assert!(!unstamped.matches(secret.expose()));
         assert_ne!(unstamped, stored);
+        assert!(unstamped.matches(secret.expose()));
+        assert!(!unstamped.matches(&altered));
         assert_eq!(stored.fingerprint(), unstamped.fingerprint());
     }
 
