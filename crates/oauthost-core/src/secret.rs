@@ -170,24 +170,19 @@ impl SecretHash {
     /// The key of `value`: `stamp ‖ SHA-256(value)` when `value` has the form of a stamped
     /// secret, `SHA-256(value)` otherwise.
     pub fn of(value: &str) -> Self {
-        let digest: [u8; DIGEST_BYTES] = Sha256::digest(value.as_bytes()).into();
         let mut bytes = [0u8; STAMP_BYTES + DIGEST_BYTES];
-        match stamp_of(value) {
+        let start = match stamp_of(value) {
             Some(stamp) => {
                 bytes[..STAMP_BYTES].copy_from_slice(&stamp);
-                bytes[STAMP_BYTES..].copy_from_slice(&digest);
-                Self {
-                    bytes,
-                    len: (STAMP_BYTES + DIGEST_BYTES) as u8,
-                }
+                STAMP_BYTES
             }
-            None => {
-                bytes[..DIGEST_BYTES].copy_from_slice(&digest);
-                Self {
-                    bytes,
-                    len: DIGEST_BYTES as u8,
-                }
-            }
+            None => 0,
+        };
+        let end = start + DIGEST_BYTES;
+        bytes[start..end].copy_from_slice(&Sha256::digest(value.as_bytes()));
+        Self {
+            bytes,
+            len: end as u8,
         }
     }
 
