@@ -1150,3 +1150,72 @@ async fn postgres_replaces_a_connection_dropped_while_idle() {
         .expect("a live connection replaces the dropped one")
         .is_none());
 }
+
+/// Ends every PostgreSQL connection whose application name is `name`; returns how many.
+async fn terminate_connections(admin: &mut sqlx::PgConnection, name: &str) -> usize {
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(name)
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    assert!(terminated.iter().all(|t| *t));
+    terminated.len()
+}
+
+/// The batch writers of new tokens and of rotations hold connections of their own: one the
+/// server dropped fails at most the batch that found it out, and the next batch, at once or
+/// after a pause, is written through a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_token_writers_replace_a_dropped_connection() {
+    use sqlx::Connection as _;
+
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let name = format!("oauthost_writers_{}", std::process::id());
+    let url = format!("{}&application_name={name}", db.url());
+    let store: DynStore = Arc::new(store::PostgresStore::connect(&url).await.unwrap());
+    store.migrate().await.unwrap();
+    let (alice, client) = setup_client(&store).await;
+    let (first, _) = refreshable(alice, client, "fam");
+    let mut current = store.insert_token(first).await.unwrap();
+    let (next, _) = refreshable(alice, client, "fam");
+    current = store.rotate_token(current.id, next).await.unwrap().unwrap();
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+
+    // Dropped while in use: the batch that finds it out may fail, not the one after.
+    assert!(terminate_connections(&mut admin, &name).await >= 2);
+    let _ = store.insert_token(token_for(client)).await;
+    let stored = store.insert_token(token_for(client)).await;
+    assert!(
+        stored.is_ok(),
+        "a new connection writes new tokens: {stored:?}"
+    );
+    let (next, _) = refreshable(alice, client, "fam");
+    if let Ok(Some(rotated)) = store.rotate_token(current.id, next).await {
+        current = rotated;
+    }
+    let (next, _) = refreshable(alice, client, "fam");
+    current = store
+        .rotate_token(current.id, next)
+        .await
+        .expect("a new connection writes rotations")
+        .expect("the token was not rotated before");
+
+    // Dropped while idle: found out before the next batch, which succeeds.
+    assert!(terminate_connections(&mut admin, &name).await >= 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let stored = store.insert_token(token_for(client)).await.unwrap();
+    assert_eq!(
+        store.find_token(&stored.access_token_hash).await.unwrap(),
+        Some(stored)
+    );
+    let (next, _) = refreshable(alice, client, "fam");
+    assert!(store
+        .rotate_token(current.id, next)
+        .await
+        .unwrap()
+        .is_some());
+}

@@ -2,12 +2,13 @@
 
 use std::{
     io,
+    ops::{Deref, DerefMut},
     str::FromStr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, OnceLock,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sqlx::{
@@ -21,7 +22,7 @@ use super::{
     batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{parse_notification, ChangeFeed},
     redact_url,
-    sql::impl_store,
+    sql::{impl_store, BatchConnection},
     NewToken, StoreError, StoreResult, Token,
 };
 
@@ -40,8 +41,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// For batches of new tokens (see [`new_token_writer`](Self::new_token_writer)).
-    new_tokens: PgPool,
+    /// The connection batches of new tokens are written through (see
+    /// [`new_token_writer`](Self::new_token_writer)).
+    new_tokens: WriterConnection,
+    /// The connection batches of rotations are written through.
+    rotations_writer: WriterConnection,
     changes: ChangeFeed,
     listening: Arc<AtomicBool>,
     /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
@@ -83,11 +87,12 @@ impl PostgresStore {
             .map_err(failed)?;
         probe.close().await.map_err(failed)?;
         let pool = pool_options(16).connect_lazy_with(options.clone());
-        let new_tokens =
-            pool_options(2).connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        let rotations_writer = WriterConnection::new(options.clone());
+        let new_tokens = WriterConnection::new(options.options([("synchronous_commit", "off")]));
         Ok(Self {
             pool,
             new_tokens,
+            rotations_writer,
             changes: ChangeFeed::asynchronous(),
             listening: Arc::default(),
             token_writes: Arc::default(),
@@ -108,18 +113,24 @@ impl PostgresStore {
         self.changes.clone()
     }
 
-    /// Where rotations and code exchanges write their tokens: the pool, whose commits are
-    /// durable before they return (a lost rotation or exchange could be replayed).
+    /// Where code exchanges write their tokens: the pool, whose commits are durable before
+    /// they return (a lost exchange could be replayed).
     fn token_writer(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Where batches of new tokens are written: connections that do not wait for the log
+    /// Where batches of rotations are written: a connection of their own, whose commits
+    /// are durable before they return (a lost rotation could be replayed).
+    fn rotation_writer(&self) -> &WriterConnection {
+        &self.rotations_writer
+    }
+
+    /// Where batches of new tokens are written: a connection that does not wait for the log
     /// to reach the disk at commit (`synchronous_commit = off`). Should PostgreSQL crash,
     /// the tokens issued in the last moments (at most three times `wal_writer_delay`,
     /// 600 ms by default) are lost, which fails closed: their clients find them refused
     /// and ask again. Any later durable commit, such as a revocation, makes them durable.
-    fn new_token_writer(&self) -> &PgPool {
+    fn new_token_writer(&self) -> &WriterConnection {
         &self.new_tokens
     }
 
@@ -147,6 +158,103 @@ fn pool_options(connections: u32) -> PgPoolOptions {
                 Ok(true)
             })
         })
+}
+
+/// A connection of one batch writer's own. From a pool, each batch would cost a round trip
+/// more: sqlx pings a connection as it goes back to its pool. This one is pinged only when
+/// its last batch failed or it sat idle for [`PING_WHEN_IDLE_FOR`], and replaced when the
+/// ping fails (the server restarted, a proxy dropped it...).
+#[derive(Debug, Clone)]
+pub(super) struct WriterConnection {
+    options: PgConnectOptions,
+    slot: Arc<tokio::sync::Mutex<Option<HeldConnection>>>,
+}
+
+/// The writer's connection between uses.
+#[derive(Debug)]
+pub(super) struct HeldConnection {
+    connection: PgConnection,
+    last_used: Instant,
+    /// Its last batch failed: the connection may be broken.
+    suspect: bool,
+}
+
+impl WriterConnection {
+    /// A writer that connects with `options` on first use.
+    fn new(options: PgConnectOptions) -> Self {
+        Self {
+            options,
+            slot: Arc::default(),
+        }
+    }
+
+    /// Waits for the connection (the writer's previous batch), checking it or connecting
+    /// anew when needed.
+    pub(super) async fn acquire(&self) -> Result<WriterGuard, sqlx::Error> {
+        let mut slot = Arc::clone(&self.slot).lock_owned().await;
+        let kept = match slot.take() {
+            Some(held) if !held.suspect && held.last_used.elapsed() < PING_WHEN_IDLE_FOR => {
+                Some(held)
+            }
+            Some(mut held) => match held.connection.ping().await {
+                Ok(()) => Some(held),
+                Err(error) => {
+                    tracing::debug!(%error, "replacing a broken writer connection");
+                    None
+                }
+            },
+            None => None,
+        };
+        let held = match kept {
+            Some(held) => held,
+            None => HeldConnection {
+                connection: tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    PgConnection::connect_with(&self.options),
+                )
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+                last_used: Instant::now(),
+                suspect: false,
+            },
+        };
+        *slot = Some(held);
+        let guard = tokio::sync::OwnedMutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        Ok(WriterGuard(guard))
+    }
+}
+
+/// A writer's connection, held until dropped.
+pub(super) struct WriterGuard(
+    tokio::sync::OwnedMappedMutexGuard<Option<HeldConnection>, HeldConnection>,
+);
+
+/// After a failed batch, the connection is checked before its next use.
+impl BatchConnection for WriterGuard {
+    fn written<R>(&mut self, results: &[StoreResult<R>]) {
+        self.0.suspect = results.iter().any(Result::is_err);
+    }
+}
+
+impl Deref for WriterGuard {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.0.connection
+    }
+}
+
+impl DerefMut for WriterGuard {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.0.connection
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.last_used = Instant::now();
+    }
 }
 
 /// Listens for the triggers' notifications and publishes them, reconnecting after a

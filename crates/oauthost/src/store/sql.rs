@@ -4,7 +4,7 @@
 //! `ON CONFLICT`, `TRUE`/`FALSE`. [`impl_store!`] writes every storage trait for a backend
 //! type that has a `pool` field of its database's pool type, the queues of its batch
 //! writers (`token_writes`, `rotations`, `exchanges`; see [`batch`](super::batch)), the
-//! methods `write_lock`, `token_writer` and `new_token_writer`, and a `MIGRATOR` static
+//! methods `write_lock`, `token_writer`, `rotation_writer` and `new_token_writer`, and a `MIGRATOR` static
 //! beside it, so each query exists once and both backends run exactly the same logic.
 
 /// Waits for a turn on `lock`, when there is one (SQLite's writers take turns; see
@@ -52,6 +52,15 @@ pub(super) fn failed_each<R>(error: &sqlx::Error, items: usize) -> Vec<super::St
         .collect()
 }
 
+/// A connection a batch writer holds for one batch, told how the batch went.
+pub(super) trait BatchConnection {
+    /// Notes the batch's `results`; nothing by default.
+    fn written<R>(&mut self, _results: &[super::StoreResult<R>]) {}
+}
+
+/// A pool checks its connections itself (it pings each on its way back).
+impl<DB: sqlx::Database> BatchConnection for sqlx::pool::PoolConnection<DB> {}
+
 /// Starts the writer task of a [`WriteQueue`](super::batch::WriteQueue): for each batch, it
 /// waits for the turn to write on `$lock` (see [`take_turn`]), then for a connection of
 /// `$writer` (anything with an `acquire()` giving one), and calls `$write(connection, items)`.
@@ -65,7 +74,11 @@ macro_rules! batch_writer {
             async move {
                 let _writing = take_turn(lock).await;
                 match writer.acquire().await {
-                    Ok(mut connection) => $write(&mut connection, items).await,
+                    Ok(mut connection) => {
+                        let results = $write(&mut connection, items).await;
+                        $crate::store::sql::BatchConnection::written(&mut connection, &results);
+                        results
+                    }
                     Err(error) => failed_each(&error, items.len()),
                 }
             }
@@ -928,13 +941,13 @@ macro_rules! impl_store {
 
                 async fn rotate_token(&self, old_id: i64, new: NewToken) -> StoreResult<Option<Token>> {
                     let queue = self.rotations.get_or_init(|| {
-                        $crate::store::sql::batch_writer!(self.token_writer().clone(), self.write_lock(), Self::rotate_tokens)
+                        $crate::store::sql::batch_writer!(self.rotation_writer().clone(), self.write_lock(), Self::rotate_tokens)
                     });
                     match queue.write((old_id, new.clone())).await {
                         Some(rotated) => rotated,
                         None => {
                             let _writing = self.writing().await;
-                            let mut connection = self.token_writer().acquire().await?;
+                            let mut connection = self.rotation_writer().acquire().await?;
                             Self::rotate_one(&mut connection, old_id, &new).await
                         }
                     }

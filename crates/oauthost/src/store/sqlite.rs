@@ -23,7 +23,7 @@ use super::{
     batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{change_of, Change, ChangeFeed},
     redact_url,
-    sql::impl_store,
+    sql::{impl_store, BatchConnection},
     NewToken, StoreError, StoreResult, Token,
 };
 
@@ -185,6 +185,11 @@ impl SqliteStore {
         &self.token_writer
     }
 
+    /// Where batches of rotations are written: the same connection.
+    fn rotation_writer(&self) -> &TokenWriter {
+        &self.token_writer
+    }
+
     /// Where batches of new tokens are written: the same connection.
     fn new_token_writer(&self) -> &TokenWriter {
         &self.token_writer
@@ -227,6 +232,9 @@ enum TokenConnection {
     Own(tokio::sync::OwnedMutexGuard<SqliteConnection>),
     Pool(PoolConnection<Sqlite>),
 }
+
+/// Nothing to note after a batch: SQLite runs in this process, no connection can drop.
+impl BatchConnection for TokenConnection {}
 
 impl Deref for TokenConnection {
     type Target = SqliteConnection;
