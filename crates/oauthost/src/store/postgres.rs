@@ -5,7 +5,7 @@ use std::{
     ops::{Deref, DerefMut},
     str::FromStr,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, OnceLock,
     },
     time::{Duration, Instant},
@@ -32,6 +32,9 @@ const CHANNEL: &str = "oauthost_changes";
 /// How long to wait for the server to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections for code exchanges, which run side by side.
+const EXCHANGE_CONNECTIONS: usize = 8;
+
 /// How long a connection may sit idle in a pool before it is pinged on its way out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
@@ -46,6 +49,8 @@ pub struct PostgresStore {
     new_tokens: WriterConnection,
     /// The connection batches of rotations are written through.
     rotations_writer: WriterConnection,
+    /// The connections code exchanges are written through.
+    exchange_connections: DirectConnections,
     changes: ChangeFeed,
     listening: Arc<AtomicBool>,
     /// New tokens, written in batches (see [`batch`](super::batch)); started on first use.
@@ -88,11 +93,13 @@ impl PostgresStore {
         probe.close().await.map_err(failed)?;
         let pool = pool_options(16).connect_lazy_with(options.clone());
         let rotations_writer = WriterConnection::new(options.clone());
+        let exchange_connections = DirectConnections::new(&options, EXCHANGE_CONNECTIONS);
         let new_tokens = WriterConnection::new(options.options([("synchronous_commit", "off")]));
         Ok(Self {
             pool,
             new_tokens,
             rotations_writer,
+            exchange_connections,
             changes: ChangeFeed::asynchronous(),
             listening: Arc::default(),
             token_writes: Arc::default(),
@@ -113,10 +120,10 @@ impl PostgresStore {
         self.changes.clone()
     }
 
-    /// Where code exchanges write their tokens: the pool, whose commits are durable before
-    /// they return (a lost exchange could be replayed).
-    fn token_writer(&self) -> &PgPool {
-        &self.pool
+    /// Where code exchanges write their tokens, side by side: connections of their own,
+    /// whose commits are durable before they return (a lost exchange could be replayed).
+    fn token_writer(&self) -> &DirectConnections {
+        &self.exchange_connections
     }
 
     /// Where batches of rotations are written: a connection of their own, whose commits
@@ -191,7 +198,21 @@ impl WriterConnection {
     /// Waits for the connection (the writer's previous batch), checking it or connecting
     /// anew when needed.
     pub(super) async fn acquire(&self) -> Result<WriterGuard, sqlx::Error> {
-        let mut slot = Arc::clone(&self.slot).lock_owned().await;
+        let slot = Arc::clone(&self.slot).lock_owned().await;
+        self.ready(slot).await
+    }
+
+    /// The connection, if no one holds it.
+    async fn try_acquire(&self) -> Option<Result<WriterGuard, sqlx::Error>> {
+        let slot = Arc::clone(&self.slot).try_lock_owned().ok()?;
+        Some(self.ready(slot).await)
+    }
+
+    /// The connection in `slot`, checked or replaced.
+    async fn ready(
+        &self,
+        mut slot: tokio::sync::OwnedMutexGuard<Option<HeldConnection>>,
+    ) -> Result<WriterGuard, sqlx::Error> {
         let kept = match slot.take() {
             Some(held) if !held.suspect && held.last_used.elapsed() < PING_WHEN_IDLE_FOR => {
                 Some(held)
@@ -222,6 +243,38 @@ impl WriterConnection {
         let guard = tokio::sync::OwnedMutexGuard::try_map(slot, Option::as_mut)
             .map_err(|_| sqlx::Error::PoolClosed)?;
         Ok(WriterGuard(guard))
+    }
+}
+
+/// Connections of the store's own for writes that run side by side, each request on one
+/// (code exchanges): a pool without its ping of each connection that comes back.
+#[derive(Debug, Clone)]
+pub(super) struct DirectConnections {
+    each: Arc<[WriterConnection]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl DirectConnections {
+    /// `count` connections (at least one), each made with `options` on first use.
+    fn new(options: &PgConnectOptions, count: usize) -> Self {
+        Self {
+            each: (0..count.max(1))
+                .map(|_| WriterConnection::new(options.clone()))
+                .collect(),
+            next: Arc::default(),
+        }
+    }
+
+    /// A free connection, or else waits for one, taking turns.
+    pub(super) async fn acquire(&self) -> Result<WriterGuard, sqlx::Error> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.each.len();
+        for offset in 0..count {
+            if let Some(guard) = self.each[(start + offset) % count].try_acquire().await {
+                return guard;
+            }
+        }
+        self.each[start % count].acquire().await
     }
 }
 
