@@ -1128,21 +1128,10 @@ async fn postgres_replaces_a_connection_dropped_while_idle() {
     let store = store::PostgresStore::connect(&url).await.unwrap();
     oauthost::store::Store::migrate(&store).await.unwrap();
     let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
-    let pids: Vec<i32> =
-        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
-            .bind(&name)
-            .fetch_all(&mut admin)
-            .await
-            .unwrap();
-    assert!(!pids.is_empty(), "the store has idle connections");
-    for pid in pids {
-        let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-        assert!(terminated);
-    }
+    assert!(
+        terminate_connections(&mut admin, &name).await > 0,
+        "the store has idle connections"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let unknown = Secret::generate().hash();
     assert!(oauthost::store::TokenStore::find_token(&store, &unknown)

@@ -83,12 +83,7 @@ impl PostgresStore {
         // only that, where this reports why (refused, unknown host, authentication...).
         let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
-            .map_err(|_| {
-                failed(sqlx::Error::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no answer from the server",
-                )))
-            })?
+            .map_err(|_| failed(timed_out()))?
             .map_err(failed)?;
         probe.close().await.map_err(failed)?;
         let pool = pool_options(16).connect_lazy_with(options.clone());
@@ -167,10 +162,18 @@ fn pool_options(connections: u32) -> PgPoolOptions {
         })
 }
 
+/// The error for a server that did not answer within [`CONNECT_TIMEOUT`].
+fn timed_out() -> sqlx::Error {
+    sqlx::Error::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "no answer from the server",
+    ))
+}
+
 /// A connection of one batch writer's own. From a pool, each batch would cost a round trip
 /// more: sqlx pings a connection as it goes back to its pool. This one is pinged only when
-/// its last batch failed or it sat idle for [`PING_WHEN_IDLE_FOR`], and replaced when the
-/// ping fails (the server restarted, a proxy dropped it...).
+/// its last use failed (or did not finish) or it sat idle for [`PING_WHEN_IDLE_FOR`], and
+/// replaced when the ping fails (the server restarted, a proxy dropped it...).
 #[derive(Debug, Clone)]
 pub(super) struct WriterConnection {
     options: PgConnectOptions,
@@ -182,7 +185,8 @@ pub(super) struct WriterConnection {
 pub(super) struct HeldConnection {
     connection: PgConnection,
     last_used: Instant,
-    /// Its last batch failed: the connection may be broken.
+    /// Its last use did not end in success (a failed write, or a request cancelled
+    /// midway): the connection may be broken, or still in the middle of a statement.
     suspect: bool,
 }
 
@@ -217,6 +221,8 @@ impl WriterConnection {
             Some(held) if !held.suspect && held.last_used.elapsed() < PING_WHEN_IDLE_FOR => {
                 Some(held)
             }
+            // The ping also finishes what a cancelled use left behind (sqlx reads the rest
+            // of its answers and sends the rollback of a dropped transaction).
             Some(mut held) => match held.connection.ping().await {
                 Ok(()) => Some(held),
                 Err(error) => {
@@ -234,12 +240,16 @@ impl WriterConnection {
                     PgConnection::connect_with(&self.options),
                 )
                 .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+                .map_err(|_| timed_out())??,
                 last_used: Instant::now(),
                 suspect: false,
             },
         };
-        *slot = Some(held);
+        // Until `written` says the use succeeded: a request may be cancelled midway.
+        *slot = Some(HeldConnection {
+            suspect: true,
+            ..held
+        });
         let guard = tokio::sync::OwnedMutexGuard::try_map(slot, Option::as_mut)
             .map_err(|_| sqlx::Error::PoolClosed)?;
         Ok(WriterGuard(guard))
@@ -283,7 +293,7 @@ pub(super) struct WriterGuard(
     tokio::sync::OwnedMappedMutexGuard<Option<HeldConnection>, HeldConnection>,
 );
 
-/// After a failed batch, the connection is checked before its next use.
+/// After a failed write (or none noted), the connection is checked before its next use.
 impl BatchConnection for WriterGuard {
     fn written<R>(&mut self, results: &[StoreResult<R>]) {
         self.0.suspect = results.iter().any(Result::is_err);

@@ -4,8 +4,9 @@
 //! `ON CONFLICT`, `TRUE`/`FALSE`. [`impl_store!`] writes every storage trait for a backend
 //! type that has a `pool` field of its database's pool type, the queues of its batch
 //! writers (`token_writes`, `rotations`, `exchanges`; see [`batch`](super::batch)), the
-//! methods `write_lock`, `token_writer`, `rotation_writer` and `new_token_writer`, and a `MIGRATOR` static
-//! beside it, so each query exists once and both backends run exactly the same logic.
+//! methods `write_lock`, `token_writer`, `rotation_writer` and `new_token_writer`, and a
+//! `MIGRATOR` static beside it, so each query exists once and both backends run exactly the
+//! same logic.
 
 /// Waits for a turn on `lock`, when there is one (SQLite's writers take turns; see
 /// `SqliteStore`).
@@ -833,9 +834,10 @@ macro_rules! impl_store {
                     let (questions, asked) = tokio::sync::mpsc::unbounded_channel();
                     let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions: questions.clone() };
                     if matches!($backend, Backend::Postgres) {
-                        // PostgreSQL runs concurrent exchanges side by side on the pool's
-                        // connections, where a queue would run them one batch at a time
-                        // (measured slower: 2.2-2.5k against 2.7-3.0k exchanges a second).
+                        // PostgreSQL runs concurrent exchanges side by side, one transaction
+                        // each, where a queue would run them one batch at a time (measured
+                        // slower; BENCHMARKS.md). The connection is told how it went: one
+                        // left midway by a cancelled request is checked before its next use.
                         let mut connection = self.token_writer().acquire().await?;
                         let outcome = answering(Self::exchange_one(&mut connection, &job), asked, check).await;
                         BatchConnection::written(&mut connection, std::slice::from_ref(&outcome));
