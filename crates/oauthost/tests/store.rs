@@ -1113,6 +1113,16 @@ backend_tests!(
     sessions_expire_and_are_replaced,
 );
 
+/// A migrated PostgreSQL store whose connections carry an application name of their own
+/// (returned with it), which tells them from the other tests'.
+async fn named_postgres_store(db: &TestDatabase, purpose: &str) -> (store::PostgresStore, String) {
+    let name = format!("oauthost_{purpose}_{}", std::process::id());
+    let url = format!("{}&application_name={name}", db.url());
+    let store = store::PostgresStore::connect(&url).await.unwrap();
+    oauthost::store::Store::migrate(&store).await.unwrap();
+    (store, name)
+}
+
 /// A PostgreSQL connection the server dropped while it sat idle (a restart, an idle
 /// timeout) is found out before a request uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1122,11 +1132,7 @@ async fn postgres_replaces_a_connection_dropped_while_idle() {
     let Some(db) = TestDatabase::postgres().await else {
         return;
     };
-    // Its own application name tells this store's connections from the other tests'.
-    let name = format!("oauthost_idle_{}", std::process::id());
-    let url = format!("{}&application_name={name}", db.url());
-    let store = store::PostgresStore::connect(&url).await.unwrap();
-    oauthost::store::Store::migrate(&store).await.unwrap();
+    let (store, name) = named_postgres_store(&db, "idle").await;
     let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
     assert!(
         terminate_connections(&mut admin, &name).await > 0,
@@ -1163,10 +1169,8 @@ async fn postgres_token_writers_replace_a_dropped_connection() {
     let Some(db) = TestDatabase::postgres().await else {
         return;
     };
-    let name = format!("oauthost_writers_{}", std::process::id());
-    let url = format!("{}&application_name={name}", db.url());
-    let store: DynStore = Arc::new(store::PostgresStore::connect(&url).await.unwrap());
-    store.migrate().await.unwrap();
+    let (store, name) = named_postgres_store(&db, "writers").await;
+    let store: DynStore = Arc::new(store);
     let (alice, client) = setup_client(&store).await;
     let (first, _) = refreshable(alice, client, "fam");
     let mut current = store.insert_token(first).await.unwrap();
