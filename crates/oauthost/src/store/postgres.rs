@@ -35,7 +35,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections for code exchanges, which run side by side.
 const EXCHANGE_CONNECTIONS: usize = 8;
 
-/// How long a connection may sit idle in a pool before it is pinged on its way out.
+/// How long a connection may sit idle before it is pinged ahead of its next use.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
