@@ -117,7 +117,7 @@ impl PostgresStore {
 
     /// Where code exchanges write their tokens, side by side: connections of their own,
     /// whose commits are durable before they return (a lost exchange could be replayed).
-    fn token_writer(&self) -> &DirectConnections {
+    fn exchange_writer(&self) -> &DirectConnections {
         &self.exchange_connections
     }
 

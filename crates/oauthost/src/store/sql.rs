@@ -4,7 +4,7 @@
 //! `ON CONFLICT`, `TRUE`/`FALSE`. [`impl_store!`] writes every storage trait for a backend
 //! type that has a `pool` field of its database's pool type, the queues of its batch
 //! writers (`token_writes`, `rotations`, `exchanges`; see [`batch`](super::batch)), the
-//! methods `write_lock`, `token_writer`, `rotation_writer` and `new_token_writer`, and a
+//! methods `write_lock`, `exchange_writer`, `rotation_writer` and `new_token_writer`, and a
 //! `MIGRATOR` static beside it, so each query exists once and both backends run exactly the
 //! same logic.
 
@@ -838,13 +838,13 @@ macro_rules! impl_store {
                         // each, where a queue would run them one batch at a time (measured
                         // slower; BENCHMARKS.md). The connection is told how it went: one
                         // left midway by a cancelled request is checked before its next use.
-                        let mut connection = self.token_writer().acquire().await?;
+                        let mut connection = self.exchange_writer().acquire().await?;
                         let outcome = answering(Self::exchange_one(&mut connection, &job), asked, check).await;
                         BatchConnection::written(&mut connection, std::slice::from_ref(&outcome));
                         return outcome;
                     }
                     let queue = self.exchanges.get_or_init(|| {
-                        $crate::store::sql::batch_writer!(self.token_writer().clone(), self.write_lock(), Self::exchange_codes)
+                        $crate::store::sql::batch_writer!(self.exchange_writer().clone(), self.write_lock(), Self::exchange_codes)
                     });
                     let exchange = async {
                         match queue.write(job).await {
@@ -852,7 +852,7 @@ macro_rules! impl_store {
                             // The writer task is gone: exchange here, asking the same way.
                             None => {
                                 let _writing = self.writing().await;
-                                let mut connection = self.token_writer().acquire().await?;
+                                let mut connection = self.exchange_writer().acquire().await?;
                                 let job = CodeExchangeJob { code_hash: *code_hash, client_id, questions };
                                 Self::exchange_one(&mut connection, &job).await
                             }

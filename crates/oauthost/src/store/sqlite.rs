@@ -180,8 +180,8 @@ impl SqliteStore {
         self.changes.clone()
     }
 
-    /// Where rotations and code exchanges write their tokens.
-    fn token_writer(&self) -> &TokenWriter {
+    /// Where code exchanges write their tokens.
+    fn exchange_writer(&self) -> &TokenWriter {
         &self.token_writer
     }
 
