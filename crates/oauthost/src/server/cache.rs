@@ -44,7 +44,8 @@ struct State {
     /// Bumped by every change: a lookup that began before a change may not store its
     /// result, which it may have read before the change was committed.
     generation: u64,
-    entries: HashMap<SecretHash, (TokenDetails, Instant)>,
+    /// Shared with the requests that hit them: a hit clones a pointer, not the token.
+    entries: HashMap<SecretHash, (Arc<TokenDetails>, Instant)>,
     hashes: HashMap<i64, SecretHash>,
 }
 
@@ -79,7 +80,7 @@ impl TokenCache {
     /// The cached details of the token hashing to `hash`, once the feed has caught up
     /// with every change committed before the call; or the generation to hand to
     /// [`insert`](Self::insert) after reading the token from the store.
-    pub(crate) async fn lookup(&self, hash: &SecretHash) -> Result<TokenDetails, u64> {
+    pub(crate) async fn lookup(&self, hash: &SecretHash) -> Result<Arc<TokenDetails>, u64> {
         confirmed(
             self.strict.then_some(&self.feed),
             || self.get(hash, Instant::now()),
@@ -89,14 +90,14 @@ impl TokenCache {
     }
 
     /// What [`lookup`](Self::lookup) finds at `now`, without waiting for the feed.
-    fn get(&self, hash: &SecretHash, now: Instant) -> Result<TokenDetails, u64> {
+    fn get(&self, hash: &SecretHash, now: Instant) -> Result<Arc<TokenDetails>, u64> {
         let mut state = self.state();
         if !self.feed.is_live() {
             return Err(state.generation);
         }
         match state.entries.get(hash) {
             Some((details, stored)) if now.duration_since(*stored) < self.ttl => {
-                Ok(details.clone())
+                Ok(Arc::clone(details))
             }
             Some((details, _)) => {
                 let id = details.token.id;
@@ -113,7 +114,7 @@ impl TokenCache {
     pub(crate) fn insert(
         &self,
         hash: SecretHash,
-        details: TokenDetails,
+        details: Arc<TokenDetails>,
         generation: u64,
         now: Instant,
     ) {
@@ -345,7 +346,7 @@ mod tests {
     fn cached(cache: &TokenCache, id: i64, now: Instant) {
         let hash = SecretHash::of(&id.to_string());
         let generation = cache.get(&hash, now).unwrap_err();
-        cache.insert(hash, details(id), generation, now);
+        cache.insert(hash, Arc::new(details(id)), generation, now);
         assert!(cache.get(&hash, now).is_ok());
     }
 
@@ -407,7 +408,7 @@ mod tests {
         let generation = cache.get(&hash, now).unwrap_err();
         // The token is revoked while its row is being read.
         feed.publish(Change::Token(1));
-        cache.insert(hash, details(1), generation, now);
+        cache.insert(hash, Arc::new(details(1)), generation, now);
         assert!(cache.get(&hash, now).is_err());
     }
 

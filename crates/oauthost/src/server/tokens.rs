@@ -1,6 +1,6 @@
 //! Issuing, checking, revoking and introspecting tokens.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use oauthost_core::{
     client::{ClientType, GrantType},
@@ -201,41 +201,59 @@ impl Oauthost {
     /// The access token `value`, if it is active: known, not revoked, not expired, and its
     /// user (if any) still active. One database query.
     pub async fn check_access_token(&self, value: &str) -> ServerResult<Option<TokenInfo>> {
+        let details = self.check_access_token_shared(value).await?;
+        Ok(details.map(|details| TokenInfo {
+            token: details.token.clone(),
+            client_id: details.client_identifier.clone(),
+            username: details.username.clone(),
+        }))
+    }
+
+    /// [`check_access_token`](Self::check_access_token), answering the details as the
+    /// token cache shares them: a hit copies nothing.
+    pub(crate) async fn check_access_token_shared(
+        &self,
+        value: &str,
+    ) -> ServerResult<Option<Arc<TokenDetails>>> {
         let details = self.access_token_details(&SecretHash::of(value)).await?;
-        Ok(details.and_then(|details| self.if_active(details, true)))
+        Ok(details.filter(|details| self.is_active(details, true)))
     }
 
     /// The token whose access token hashes to `hash`, from the cache of validated tokens
     /// when it is on and has it, else from the store (one query), keeping it when active.
-    async fn access_token_details(&self, hash: &SecretHash) -> ServerResult<Option<TokenDetails>> {
+    async fn access_token_details(
+        &self,
+        hash: &SecretHash,
+    ) -> ServerResult<Option<Arc<TokenDetails>>> {
         let Some(cache) = &self.inner.token_cache else {
-            return Ok(self.store().find_token_details(hash, false).await?);
+            return Ok(self
+                .store()
+                .find_token_details(hash, false)
+                .await?
+                .map(Arc::new));
         };
         let generation = match cache.lookup(hash).await {
             Ok(details) => return Ok(Some(details)),
             Err(generation) => generation,
         };
-        let details = self.store().find_token_details(hash, false).await?;
+        let details = self
+            .store()
+            .find_token_details(hash, false)
+            .await?
+            .map(Arc::new);
         if let Some(found) = &details {
             if !found.token.revoked && found.user_active {
-                cache.insert(*hash, found.clone(), generation, Instant::now());
+                cache.insert(*hash, Arc::clone(found), generation, Instant::now());
             }
         }
         Ok(details)
     }
 
-    /// The token as a resource server sees it, unless revoked, expired (when
-    /// `check_expiry`: a refresh token outlives its access token) or its user is inactive.
-    fn if_active(&self, details: TokenDetails, check_expiry: bool) -> Option<TokenInfo> {
-        let token = details.token;
-        let usable = !token.revoked
-            && details.user_active
-            && !(check_expiry && token.expires_at <= self.now());
-        usable.then_some(TokenInfo {
-            token,
-            client_id: details.client_identifier,
-            username: details.username,
-        })
+    /// Whether the token is one a resource server may honour: not revoked, not expired
+    /// (when `check_expiry`: a refresh token outlives its access token), its user active.
+    fn is_active(&self, details: &TokenDetails, check_expiry: bool) -> bool {
+        let token = &details.token;
+        !token.revoked && details.user_active && !(check_expiry && token.expires_at <= self.now())
     }
 
     /// The token `value` names, as an access token or, failing that, a refresh token;
@@ -244,12 +262,15 @@ impl Oauthost {
         &self,
         value: &str,
         hint: Option<&str>,
-    ) -> ServerResult<Option<(TokenDetails, bool)>> {
+    ) -> ServerResult<Option<(Arc<TokenDetails>, bool)>> {
         let hash = SecretHash::of(value);
         let refresh_first = hint == Some("refresh_token");
         for by_refresh in [refresh_first, !refresh_first] {
             let details = if by_refresh {
-                self.store().find_token_details(&hash, true).await?
+                self.store()
+                    .find_token_details(&hash, true)
+                    .await?
+                    .map(Arc::new)
             } else {
                 self.access_token_details(&hash).await?
             };
@@ -274,7 +295,7 @@ impl Oauthost {
         let Some((details, was_refresh)) = self.find_any_token(value, hint).await? else {
             return Ok(());
         };
-        let token = details.token;
+        let token = &details.token;
         if token.client_id != client.id {
             return Err(
                 OAuthError::unauthorized_client("The token was issued to another client").into(),
@@ -309,18 +330,19 @@ impl Oauthost {
         let Some((details, was_refresh)) = self.find_any_token(value, hint).await? else {
             return Ok(Introspection::inactive());
         };
-        let Some(info) = self.if_active(details, !was_refresh) else {
+        if !self.is_active(&details, !was_refresh) {
             return Ok(Introspection::inactive());
-        };
+        }
+        let token = &details.token;
         Ok(Introspection {
             active: true,
-            scope: Some(info.token.scopes.to_string()),
-            client_id: Some(info.client_id),
-            username: info.username,
+            scope: Some(token.scopes.to_string()),
+            client_id: Some(details.client_identifier.clone()),
+            username: details.username.clone(),
             token_type: Some("Bearer"),
             // A refresh token does not expire with its access token.
-            exp: (!was_refresh).then(|| info.token.expires_at.unix_timestamp()),
-            iat: Some(info.token.issued_at.unix_timestamp()),
+            exp: (!was_refresh).then(|| token.expires_at.unix_timestamp()),
+            iat: Some(token.issued_at.unix_timestamp()),
         })
     }
 }

@@ -33,6 +33,7 @@ use std::{
     future::Future,
     marker::PhantomData,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -49,8 +50,8 @@ use tower::{Layer, Service};
 
 use super::{forms::is_form, security::add_page_headers};
 use crate::{
-    server::{Oauthost, ServerError, TokenInfo},
-    store::Token,
+    server::{Oauthost, ServerError},
+    store::{Token, TokenDetails},
 };
 
 /// The largest form body searched for an `access_token`: axum's own default body limit.
@@ -59,28 +60,29 @@ const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 /// A request carrying a valid access token: the token, its user and its client.
 #[derive(Debug, Clone)]
 pub struct Authorized {
-    info: TokenInfo,
+    /// As the token cache shares it: cloning an `Authorized` copies a pointer.
+    details: Arc<TokenDetails>,
 }
 
 impl Authorized {
     /// The username of the token's user (`None` for a token without a user).
     pub fn username(&self) -> Option<&str> {
-        self.info.username.as_deref()
+        self.details.username.as_deref()
     }
 
     /// The database key of the token's user.
     pub fn user_id(&self) -> Option<i64> {
-        self.info.token.user_id
+        self.details.token.user_id
     }
 
     /// The public identifier of the client the token was issued to.
     pub fn client_id(&self) -> &str {
-        &self.info.client_id
+        &self.details.client_identifier
     }
 
     /// The scopes granted to the token.
     pub fn scopes(&self) -> &ScopeList {
-        &self.info.token.scopes
+        &self.details.token.scopes
     }
 
     /// Whether the token was granted `scope`.
@@ -90,7 +92,7 @@ impl Authorized {
 
     /// The stored token.
     pub fn token(&self) -> &Token {
-        &self.info.token
+        &self.details.token
     }
 }
 
@@ -278,7 +280,7 @@ fn quotable(text: &str) -> String {
 #[derive(Debug, Clone)]
 struct FormToken(Result<Option<String>, String>);
 
-fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
+fn header_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -302,7 +304,7 @@ fn header_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
             "The Bearer authorization has no token".into(),
         ));
     }
-    Ok(Some(token.to_owned()))
+    Ok(Some(token))
 }
 
 /// The `access_token` of form-encoded `input`, looking at no other parameter (the
@@ -336,30 +338,26 @@ async fn authorize(server: &Oauthost, parts: &Parts) -> Result<Authorized, Beare
         return Ok(authorized.clone());
     }
     let form = match parts.extensions.get::<FormToken>() {
-        Some(FormToken(Ok(token))) => token.clone(),
+        Some(FormToken(Ok(token))) => token.as_deref(),
         Some(FormToken(Err(message))) => return Err(BearerError::Malformed(message.clone())),
         None => None,
     };
-    let found: Vec<String> = [
-        header_token(&parts.headers)?,
-        query_token(server, parts.uri.query())?,
-        form,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let token = match found.as_slice() {
-        [] => return Err(BearerError::Missing),
-        [token] => token,
-        _ => {
+    let query = query_token(server, parts.uri.query())?;
+    let mut found = [header_token(&parts.headers)?, query.as_deref(), form]
+        .into_iter()
+        .flatten();
+    let token = match (found.next(), found.next()) {
+        (None, _) => return Err(BearerError::Missing),
+        (Some(token), None) => token,
+        (Some(_), Some(_)) => {
             return Err(BearerError::Malformed(
                 "Send the access token one way only: Authorization header, form body or query"
                     .into(),
             ))
         }
     };
-    match server.check_access_token(token).await {
-        Ok(Some(info)) => Ok(Authorized { info }),
+    match server.check_access_token_shared(token).await {
+        Ok(Some(details)) => Ok(Authorized { details }),
         Ok(None) => Err(BearerError::Invalid),
         Err(error) => {
             if !matches!(error, ServerError::OAuth(_)) {
