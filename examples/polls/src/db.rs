@@ -5,7 +5,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use serde_json::{json, Value};
+use serde_json::{json, value::RawValue, Value};
 use sqlx::{any::AnyPoolOptions, AnyPool, Row};
 
 /// The sample polls `migrate` seeds: poll `n` has choices `3n-2`, `3n-1`, `3n`.
@@ -32,6 +32,14 @@ const SAMPLES: [(&str, [&str; 3]); 5] = [
     ),
 ];
 
+/// `value` written out once, to be answered as it is.
+fn raw(value: &Value) -> Arc<RawValue> {
+    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+    RawValue::from_string(text)
+        .map(Arc::from)
+        .unwrap_or_else(|_| unreachable!("serde_json wrote invalid JSON"))
+}
+
 const TABLES: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS polls_polls (id BIGINT PRIMARY KEY, question TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS polls_choices (id BIGINT PRIMARY KEY, \
@@ -52,9 +60,10 @@ pub enum VoteError {
 /// The polls database.
 ///
 /// Polls and their choices never change once `migrate` has seeded them (no view edits
-/// them), so they are read once, on first use, and kept in memory (a server must be restarted
-/// to see polls added to the tables by hand): the listing and a
-/// poll's page cost no query. Votes are always read from the database.
+/// them), so they are read once, on first use, and kept in memory as the JSON the views
+/// answer (a server must be restarted to see polls added to the tables by hand): the listing
+/// and a poll's page cost no query and no serializing. Votes are always read from the
+/// database.
 #[derive(Debug, Clone)]
 pub struct Polls {
     pool: AnyPool,
@@ -65,9 +74,9 @@ pub struct Polls {
 #[derive(Debug)]
 struct Catalogue {
     /// `[{id, question}]`, ordered by id.
-    list: Value,
-    /// Each poll's `{id, question, choices}`.
-    polls: HashMap<i64, Value>,
+    list: Arc<RawValue>,
+    /// Each poll's question, and its `{id, question, choices}`.
+    polls: HashMap<i64, (String, Arc<RawValue>)>,
 }
 
 impl Polls {
@@ -109,10 +118,10 @@ impl Polls {
             list.push(json!({ "id": id, "question": question }));
             let choices = by_poll.remove(&id).unwrap_or_default();
             let detail = json!({ "id": id, "question": question, "choices": choices });
-            details.insert(id, detail);
+            details.insert(id, (question, raw(&detail)));
         }
         let catalogue = Arc::new(Catalogue {
-            list: Value::Array(list),
+            list: raw(&Value::Array(list)),
             polls: details,
         });
         // Not kept while there are no polls: `migrate` may not have run yet.
@@ -164,23 +173,26 @@ impl Polls {
         Ok(report)
     }
 
-    /// Every poll: id and question.
-    pub async fn list(&self) -> Result<Value, sqlx::Error> {
-        Ok(self.catalogue().await?.list.clone())
+    /// Every poll, id and question, as JSON.
+    pub async fn list(&self) -> Result<Arc<RawValue>, sqlx::Error> {
+        Ok(Arc::clone(&self.catalogue().await?.list))
     }
 
     async fn question(&self, poll: i64) -> Result<Option<String>, sqlx::Error> {
         let catalogue = self.catalogue().await?;
-        let question = catalogue
+        Ok(catalogue
             .polls
             .get(&poll)
-            .and_then(|p| p["question"].as_str());
-        Ok(question.map(str::to_owned))
+            .map(|(question, _)| question.clone()))
     }
 
-    /// One poll with its choices, or `None`.
-    pub async fn detail(&self, poll: i64) -> Result<Option<Value>, sqlx::Error> {
-        Ok(self.catalogue().await?.polls.get(&poll).cloned())
+    /// One poll with its choices, as JSON, or `None`.
+    pub async fn detail(&self, poll: i64) -> Result<Option<Arc<RawValue>>, sqlx::Error> {
+        let catalogue = self.catalogue().await?;
+        Ok(catalogue
+            .polls
+            .get(&poll)
+            .map(|(_, detail)| Arc::clone(detail)))
     }
 
     /// The votes per choice of one poll, or `None`.

@@ -14,7 +14,8 @@ use oauthost::{
     server::Oauthost,
     web::bearer::{Authorized, BearerLayer},
 };
-use serde_json::{json, Value};
+use serde::{ser::SerializeMap, Serialize, Serializer};
+use serde_json::json;
 
 use crate::db::{Polls, VoteError};
 
@@ -49,10 +50,32 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn answer(user: &Authorized, key: &str, value: Option<Value>) -> Response {
+/// `{"user": <username>, <key>: <value>}`, or 404 when there is no value.
+fn answer<T: Serialize>(user: &Authorized, key: &str, value: Option<T>) -> Response {
     match value {
-        Some(value) => Json(json!({ "user": user.username(), key: value })).into_response(),
+        Some(value) => Json(Answer {
+            user: user.username(),
+            key,
+            value,
+        })
+        .into_response(),
         None => error(StatusCode::NOT_FOUND, "No such poll"),
+    }
+}
+
+/// What [`answer`] writes, serialized without building a JSON tree first.
+struct Answer<'a, T> {
+    user: Option<&'a str>,
+    key: &'a str,
+    value: T,
+}
+
+impl<T: Serialize> Serialize for Answer<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("user", &self.user)?;
+        map.serialize_entry(self.key, &self.value)?;
+        map.end()
     }
 }
 
@@ -68,7 +91,7 @@ fn failed(problem: sqlx::Error) -> Response {
 #[oauth_required(scope_auto)]
 async fn index(State(state): State<PollsState>, user: Authorized) -> Response {
     match state.polls.list().await {
-        Ok(polls) => answer(&user, "polls", Some(polls)),
+        Ok(polls) => answer(&user, "polls", Some(&*polls)),
         Err(problem) => failed(problem),
     }
 }
@@ -81,7 +104,7 @@ async fn detail(
     Path(id): Path<i64>,
 ) -> Response {
     match state.polls.detail(id).await {
-        Ok(poll) => answer(&user, "poll", poll),
+        Ok(poll) => answer(&user, "poll", poll.as_deref()),
         Err(problem) => failed(problem),
     }
 }
