@@ -436,6 +436,38 @@ async fn concurrent_exchanges_succeed_exactly_once(db: &TestDatabase) {
     assert_eq!(issued, 1);
 }
 
+async fn batched_token_inserts_answer_the_tokens_as_stored(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    // Concurrent inserts are written in batches that read back only each row's id: the
+    // token answered must still be the one a later read finds, times to the second.
+    let inserts: Vec<_> = (0..60_i64)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let mut token = token_for(client);
+            token.user_id = (n % 2 == 0).then_some(alice);
+            token.refresh_token_hash = (n % 3 == 0).then(|| Secret::generate().hash());
+            token.refresh_family = (n % 3 == 0).then(|| format!("family-{n}"));
+            token.issued_at = at(20) + time::Duration::milliseconds(7 * n + 1);
+            tokio::spawn(async move { (token.clone(), store.insert_token(token).await) })
+        })
+        .collect();
+    for insert in inserts {
+        let (sent, result) = insert.await.unwrap();
+        let token = result.unwrap();
+        let found = store
+            .find_token(&sent.access_token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(token, found, "the answer is the token as stored");
+        assert_eq!(
+            token.issued_at.unix_timestamp(),
+            sent.issued_at.unix_timestamp()
+        );
+    }
+}
+
 async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
@@ -1109,6 +1141,7 @@ backend_tests!(
     codes_are_exchanged_once,
     concurrent_exchanges_succeed_exactly_once,
     concurrent_token_inserts_are_each_stored_as_given,
+    batched_token_inserts_answer_the_tokens_as_stored,
     tokens_are_found_by_hash_and_revoked,
     sessions_expire_and_are_replaced,
 );

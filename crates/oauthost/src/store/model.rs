@@ -275,6 +275,30 @@ pub struct NewToken {
     pub refresh_family: Option<String>,
 }
 
+impl NewToken {
+    /// The token as the database keeps it once inserted under `id`: times to the whole
+    /// second, neither revoked nor rotated.
+    pub(crate) fn stored(&self, id: i64) -> Token {
+        let second = |time: OffsetDateTime| {
+            OffsetDateTime::from_unix_timestamp(time.unix_timestamp()).unwrap_or(time)
+        };
+        Token {
+            id,
+            access_token_hash: self.access_token_hash,
+            refresh_token_hash: self.refresh_token_hash,
+            user_id: self.user_id,
+            client_id: self.client_id,
+            code_id: self.code_id,
+            scopes: self.scopes.clone(),
+            issued_at: second(self.issued_at),
+            expires_at: second(self.expires_at),
+            revoked: false,
+            refresh_family: self.refresh_family.clone(),
+            refresh_rotated: false,
+        }
+    }
+}
+
 /// A server-side session of the login and consent pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

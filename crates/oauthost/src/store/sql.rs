@@ -19,17 +19,27 @@ pub(super) async fn take_turn(
     }
 }
 
-/// The rows `RETURNING` gave, by access token hash (its order is not promised).
-pub(super) fn by_access_hash<R>(
-    rows: Vec<R>,
-) -> std::collections::HashMap<oauthost_core::secret::SecretHash, super::Token>
-where
-    R: TryInto<super::Token>,
-{
-    rows.into_iter()
-        .filter_map(|row| row.try_into().ok())
-        .map(|token: super::Token| (token.access_token_hash, token))
-        .collect()
+/// The ids `RETURNING` gave for newly inserted tokens, by access token hash (its order is
+/// not promised). Only the id comes back from the database: the rest of each row is what
+/// was sent, so the answer is built from the [`NewToken`](super::NewToken) itself.
+pub(super) struct StoredIds(std::collections::HashMap<oauthost_core::secret::SecretHash, i64>);
+
+impl StoredIds {
+    /// From the `(id, access_token_hash)` rows of an insert.
+    pub(super) fn new(rows: Vec<(i64, Vec<u8>)>) -> Self {
+        let ids = rows.into_iter().filter_map(|(id, hash)| {
+            Some((oauthost_core::secret::SecretHash::from_bytes(&hash)?, id))
+        });
+        Self(ids.collect())
+    }
+
+    /// `new` as stored; an error if the insert did not return its row.
+    pub(super) fn token(&mut self, new: &super::NewToken) -> super::StoreResult<super::Token> {
+        self.0
+            .remove(&new.access_token_hash)
+            .map(|id| new.stored(id))
+            .ok_or_else(not_returned)
+    }
 }
 
 /// The answer for a stored row that `RETURNING` did not give back.
@@ -100,7 +110,7 @@ macro_rules! impl_store {
 
             use $crate::store::{
                 batch::{answering, CodeExchangeJob},
-                sql::{by_access_hash, failed_each, not_returned, take_turn, BatchConnection},
+                sql::{failed_each, take_turn, BatchConnection, StoredIds},
                 rows::{
                     client_columns, code_columns, duplicate_or, scope_columns, token_columns,
                     user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow, TokenDetailsRow,
@@ -130,8 +140,8 @@ macro_rules! impl_store {
                         return vec![Self::insert_token_with(&mut *connection, token).await];
                     }
                     let all: Vec<&NewToken> = tokens.iter().collect();
-                    let rows = match Self::insert_rows(&mut *connection, &all).await {
-                        Ok(rows) => rows,
+                    let mut stored = match Self::insert_rows(&mut *connection, &all).await {
+                        Ok(stored) => stored,
                         Err(_) => {
                             let mut stored = Vec::with_capacity(tokens.len());
                             for token in &tokens {
@@ -140,22 +150,14 @@ macro_rules! impl_store {
                             return stored;
                         }
                     };
-                    let mut by_hash = by_access_hash(rows);
-                    tokens
-                        .iter()
-                        .map(|token| {
-                            by_hash
-                                .remove(&token.access_token_hash)
-                                .ok_or_else(not_returned)
-                        })
-                        .collect()
+                    tokens.iter().map(|token| stored.token(token)).collect()
                 }
 
                 /// Inserts `tokens` in one statement.
                 async fn insert_rows(
                     connection: &mut <$db as sqlx::Database>::Connection,
                     tokens: &[&NewToken],
-                ) -> Result<Vec<TokenRow>, sqlx::Error> {
+                ) -> Result<StoredIds, sqlx::Error> {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
                          token_type, user_id, client_id, code_id, scopes, issued_at, \
@@ -173,8 +175,8 @@ macro_rules! impl_store {
                             .push_bind(token.expires_at.unix_timestamp())
                             .push_bind(token.refresh_family.as_deref());
                     });
-                    query.push(concat!(" RETURNING ", token_columns!()));
-                    query.build_query_as().fetch_all(&mut *connection).await
+                    query.push(" RETURNING id, access_token_hash");
+                    Ok(StoredIds::new(query.build_query_as().fetch_all(&mut *connection).await?))
                 }
 
                 /// Rotates each `(old id, new token)` pair as [`rotate_one`](Self::rotate_one)
@@ -194,12 +196,12 @@ macro_rules! impl_store {
                     let mut seen = HashSet::new();
                     let first: Vec<bool> = rotations.iter().map(|(old_id, _)| seen.insert(*old_id)).collect();
                     match Self::rotate_together(&mut *connection, &rotations, &first).await {
-                        Ok((rotated, mut by_hash)) => rotations
+                        Ok((rotated, mut stored)) => rotations
                             .iter()
                             .zip(&first)
                             .map(|((old_id, new), first)| {
                                 if *first && rotated.contains(old_id) {
-                                    by_hash.remove(&new.access_token_hash).ok_or_else(not_returned).map(Some)
+                                    stored.token(new).map(Some)
                                 } else {
                                     Ok(None)
                                 }
@@ -221,7 +223,7 @@ macro_rules! impl_store {
                     connection: &mut <$db as sqlx::Database>::Connection,
                     rotations: &[(i64, NewToken)],
                     first: &[bool],
-                ) -> StoreResult<(HashSet<i64>, std::collections::HashMap<SecretHash, Token>)> {
+                ) -> StoreResult<(HashSet<i64>, StoredIds)> {
                     let mut tx = sqlx::Connection::begin(&mut *connection).await?;
                     let mut update = sqlx::QueryBuilder::<$db>::new(
                         "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
@@ -244,13 +246,13 @@ macro_rules! impl_store {
                         .filter(|((old_id, _), first)| **first && rotated.contains(old_id))
                         .map(|((_, new), _)| new)
                         .collect();
-                    let rows = if replacing.is_empty() {
-                        Vec::new()
+                    let stored = if replacing.is_empty() {
+                        StoredIds::new(Vec::new())
                     } else {
                         Self::insert_rows(&mut *tx, &replacing).await?
                     };
                     tx.commit().await?;
-                    Ok((rotated, by_access_hash(rows)))
+                    Ok((rotated, stored))
                 }
 
                 /// Rotates the refresh token `old_id` (marks it rotated and revoked) and
@@ -452,10 +454,9 @@ macro_rules! impl_store {
                     }
                     if !tokens.is_empty() {
                         let new: Vec<&NewToken> = tokens.iter().map(|(_, token)| token).collect();
-                        let mut stored = by_access_hash(Self::insert_rows(&mut *tx, &new).await?);
+                        let mut stored = Self::insert_rows(&mut *tx, &new).await?;
                         for (n, token) in &tokens {
-                            let token = stored.remove(&token.access_token_hash).ok_or_else(not_returned)?;
-                            outcomes[*n] = Some(CodeExchange::Issued(token));
+                            outcomes[*n] = Some(CodeExchange::Issued(stored.token(token)?));
                         }
                     }
                     tx.commit().await?;
