@@ -33,11 +33,10 @@ const SAMPLES: [(&str, [&str; 3]); 5] = [
 ];
 
 /// `value` written out once, to be answered as it is.
-fn raw(value: &Value) -> Arc<RawValue> {
-    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-    RawValue::from_string(text)
+fn raw(value: &Value) -> Result<Arc<RawValue>, sqlx::Error> {
+    serde_json::value::to_raw_value(value)
         .map(Arc::from)
-        .unwrap_or_else(|_| unreachable!("serde_json wrote invalid JSON"))
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
 const TABLES: [&str; 3] = [
@@ -118,10 +117,10 @@ impl Polls {
             list.push(json!({ "id": id, "question": question }));
             let choices = by_poll.remove(&id).unwrap_or_default();
             let detail = json!({ "id": id, "question": question, "choices": choices });
-            details.insert(id, (question, raw(&detail)));
+            details.insert(id, (question, raw(&detail)?));
         }
         let catalogue = Arc::new(Catalogue {
-            list: raw(&Value::Array(list)),
+            list: raw(&Value::Array(list))?,
             polls: details,
         });
         // Not kept while there are no polls: `migrate` may not have run yet.
