@@ -436,24 +436,39 @@ async fn concurrent_exchanges_succeed_exactly_once(db: &TestDatabase) {
     assert_eq!(issued, 1);
 }
 
+/// Inserts every token in a task of its own, all at once (so the store batches them), and
+/// answers each token sent with what its insert answered, in the order sent.
+async fn insert_concurrently(
+    store: &DynStore,
+    tokens: impl Iterator<Item = NewToken>,
+) -> Vec<(NewToken, Result<Token, StoreError>)> {
+    let inserts: Vec<_> = tokens
+        .map(|token| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { (token.clone(), store.insert_token(token).await) })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(inserts.len());
+    for insert in inserts {
+        answers.push(insert.await.unwrap());
+    }
+    answers
+}
+
 async fn batched_token_inserts_answer_the_tokens_as_stored(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
     // Concurrent inserts are written in batches that read back only each row's id: the
     // token answered must still be the one a later read finds, times to the second.
-    let inserts: Vec<_> = (0..60_i64)
-        .map(|n| {
-            let store = Arc::clone(&store);
-            let mut token = token_for(client);
-            token.user_id = (n % 2 == 0).then_some(alice);
-            token.refresh_token_hash = (n % 3 == 0).then(|| Secret::generate().hash());
-            token.refresh_family = (n % 3 == 0).then(|| format!("family-{n}"));
-            token.issued_at = at(20) + time::Duration::milliseconds(7 * n + 1);
-            tokio::spawn(async move { (token.clone(), store.insert_token(token).await) })
-        })
-        .collect();
-    for insert in inserts {
-        let (sent, result) = insert.await.unwrap();
+    let tokens = (0..60_i64).map(|n| {
+        let mut token = token_for(client);
+        token.user_id = (n % 2 == 0).then_some(alice);
+        token.refresh_token_hash = (n % 3 == 0).then(|| Secret::generate().hash());
+        token.refresh_family = (n % 3 == 0).then(|| format!("family-{n}"));
+        token.issued_at = at(20) + time::Duration::milliseconds(7 * n + 1);
+        token
+    });
+    for (sent, result) in insert_concurrently(&store, tokens).await {
         let token = result.unwrap();
         let found = store
             .find_token(&sent.access_token_hash)
@@ -473,18 +488,14 @@ async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
     let (alice, client) = setup_client(&store).await;
     // Concurrent inserts are written in batches: each must come back as its own row, and a
     // faulty one (an unknown client) must fail alone.
-    let inserts: Vec<_> = (0..120_i64)
-        .map(|n| {
-            let store = Arc::clone(&store);
-            let mut token = token_for(if n % 40 == 7 { 999_999 } else { client });
-            token.user_id = (n % 2 == 0).then_some(alice);
-            token.expires_at = at(1000 + n);
-            tokio::spawn(async move { (token.clone(), store.insert_token(token).await) })
-        })
-        .collect();
+    let tokens = (0..120_i64).map(|n| {
+        let mut token = token_for(if n % 40 == 7 { 999_999 } else { client });
+        token.user_id = (n % 2 == 0).then_some(alice);
+        token.expires_at = at(1000 + n);
+        token
+    });
     let mut stored = 0;
-    for insert in inserts {
-        let (sent, result) = insert.await.unwrap();
+    for (sent, result) in insert_concurrently(&store, tokens).await {
         if sent.client_id == 999_999 {
             assert!(result.is_err(), "a token of an unknown client is refused");
             assert!(store

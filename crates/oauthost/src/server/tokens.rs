@@ -226,27 +226,30 @@ impl Oauthost {
         hash: &SecretHash,
     ) -> ServerResult<Option<Arc<TokenDetails>>> {
         let Some(cache) = &self.inner.token_cache else {
-            return Ok(self
-                .store()
-                .find_token_details(hash, false)
-                .await?
-                .map(Arc::new));
+            return self.read_token_details(hash, false).await;
         };
         let generation = match cache.lookup(hash).await {
             Ok(details) => return Ok(Some(details)),
             Err(generation) => generation,
         };
-        let details = self
-            .store()
-            .find_token_details(hash, false)
-            .await?
-            .map(Arc::new);
+        let details = self.read_token_details(hash, false).await?;
         if let Some(found) = &details {
             if !found.token.revoked && found.user_active {
                 cache.insert(*hash, Arc::clone(found), generation, Instant::now());
             }
         }
         Ok(details)
+    }
+
+    /// The token whose access token (or, `by_refresh`, refresh token) hashes to `hash`,
+    /// read from the store, in the shared form the token cache keeps.
+    async fn read_token_details(
+        &self,
+        hash: &SecretHash,
+        by_refresh: bool,
+    ) -> ServerResult<Option<Arc<TokenDetails>>> {
+        let details = self.store().find_token_details(hash, by_refresh).await?;
+        Ok(details.map(Arc::new))
     }
 
     /// Whether the token is one a resource server may honour: not revoked, not expired
@@ -267,10 +270,7 @@ impl Oauthost {
         let refresh_first = hint == Some("refresh_token");
         for by_refresh in [refresh_first, !refresh_first] {
             let details = if by_refresh {
-                self.store()
-                    .find_token_details(&hash, true)
-                    .await?
-                    .map(Arc::new)
+                self.read_token_details(&hash, true).await?
             } else {
                 self.access_token_details(&hash).await?
             };
