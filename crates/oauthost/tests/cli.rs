@@ -72,7 +72,7 @@ fn listings(db: &TestDatabase) -> String {
 async fn migrate_says_what_it_applied_and_is_idempotent(db: &TestDatabase) {
     assert_eq!(
         ok(db, &["migrate"]),
-        "Applied migration 1: initial\nApplied migration 2: change notifications\nApplied migration 3: admin indexes\nApplied migration 4: scope change notifications\nApplied migration 5: partial token indexes\n"
+        "Applied migration 1: initial\nApplied migration 2: change notifications\nApplied migration 3: admin indexes\nApplied migration 4: scope change notifications\nApplied migration 5: partial token indexes\nApplied migration 6: token reference checks\n"
     );
     assert_eq!(
         ok(db, &["migrate"]),

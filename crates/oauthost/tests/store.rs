@@ -487,17 +487,23 @@ async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
     let store = open(db).await;
     let (alice, client) = setup_client(&store).await;
     // Concurrent inserts are written in batches: each must come back as its own row, and a
-    // faulty one (an unknown client) must fail alone.
+    // faulty one (an unknown client or user) must fail alone.
     let tokens = (0..120_i64).map(|n| {
         let mut token = token_for(if n % 40 == 7 { 999_999 } else { client });
-        token.user_id = (n % 2 == 0).then_some(alice);
+        token.user_id = match n % 40 {
+            13 => Some(999_999),
+            _ => (n % 2 == 0).then_some(alice),
+        };
         token.expires_at = at(1000 + n);
         token
     });
     let mut stored = 0;
     for (sent, result) in insert_concurrently(&store, tokens).await {
-        if sent.client_id == 999_999 {
-            assert!(result.is_err(), "a token of an unknown client is refused");
+        if sent.client_id == 999_999 || sent.user_id == Some(999_999) {
+            assert!(
+                result.is_err(),
+                "a token of an unknown client or user is refused"
+            );
             assert!(store
                 .find_token(&sent.access_token_hash)
                 .await
@@ -519,7 +525,76 @@ async fn concurrent_token_inserts_are_each_stored_as_given(db: &TestDatabase) {
         assert_eq!((found.id, found.user_id), (token.id, sent.user_id));
         stored += 1;
     }
-    assert_eq!(stored, 117);
+    assert_eq!(stored, 114);
+}
+
+/// Runs `sql` on a connection of its own, outside the store.
+async fn execute(db: &TestDatabase, sql: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection as _;
+
+    Ok(match db.backend() {
+        TestBackend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(db.url()).await?;
+            sqlx::query(sql)
+                .execute(&mut connection)
+                .await?
+                .rows_affected()
+        }
+        TestBackend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(db.url()).await?;
+            sqlx::query(sql)
+                .execute(&mut connection)
+                .await?
+                .rows_affected()
+        }
+    })
+}
+
+async fn deleting_a_client_or_a_user_deletes_their_tokens(db: &TestDatabase) {
+    let store = open(db).await;
+    let (alice, client) = setup_client(&store).await;
+    let bob = user(&store, "bob").await;
+    let other = other_client(&store, alice).await;
+    let token = |client_id, user_id| {
+        let mut token = token_for(client_id);
+        token.user_id = user_id;
+        let store = Arc::clone(&store);
+        async move { store.insert_token(token).await.unwrap().access_token_hash }
+    };
+    let of_client = [token(client, None).await, token(client, Some(alice)).await];
+    let of_bob = [token(other, Some(bob)).await];
+    let kept = [token(other, None).await, token(other, Some(alice)).await];
+    let found = |hash: SecretHash| {
+        let store = Arc::clone(&store);
+        async move { store.find_token(&hash).await.unwrap().is_some() }
+    };
+
+    assert!(store.delete_client(client).await.unwrap());
+    for hash in of_client {
+        assert!(!found(hash).await, "the client's tokens went with it");
+    }
+    assert!(found(of_bob[0]).await);
+
+    let deleted = execute(db, &format!("DELETE FROM oauthost_users WHERE id = {bob}")).await;
+    assert_eq!(deleted.unwrap(), 1);
+    assert!(!found(of_bob[0]).await, "the user's tokens went with them");
+    for hash in kept {
+        assert!(found(hash).await, "other tokens stay");
+    }
+
+    // Nor can a stored token be moved to a client or user that does not exist.
+    for column in ["client_id", "user_id"] {
+        let moved = execute(
+            db,
+            &format!("UPDATE oauthost_tokens SET {column} = 999999 WHERE client_id = {other}"),
+        )
+        .await;
+        assert!(
+            matches!(&moved, Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation()),
+            "{column}: {moved:?}"
+        );
+    }
+    assert!(found(kept[1]).await);
 }
 
 async fn concurrent_exchanges_of_many_codes_each_issue_once(db: &TestDatabase) {
@@ -1152,6 +1227,7 @@ backend_tests!(
     codes_are_exchanged_once,
     concurrent_exchanges_succeed_exactly_once,
     concurrent_token_inserts_are_each_stored_as_given,
+    deleting_a_client_or_a_user_deletes_their_tokens,
     batched_token_inserts_answer_the_tokens_as_stored,
     tokens_are_found_by_hash_and_revoked,
     sessions_expire_and_are_replaced,
@@ -1165,6 +1241,78 @@ async fn named_postgres_store(db: &TestDatabase, purpose: &str) -> (store::Postg
     let store = store::PostgresStore::connect(&url).await.unwrap();
     oauthost::store::Store::migrate(&store).await.unwrap();
     (store, name)
+}
+
+/// Tokens being written and their client being deleted, at once: the delete waits for the
+/// tokens and takes them along, or the tokens wait for the delete and are refused. Either
+/// way no token is left without its client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_client_deleted_while_its_tokens_are_written_leaves_none() {
+    use sqlx::Connection as _;
+
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let store = open(&db).await;
+    let (alice, client) = setup_client(&store).await;
+    let left = |client: i64| {
+        let url = db.url().to_owned();
+        async move {
+            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM oauthost_tokens WHERE client_id = $1",
+            )
+            .bind(client)
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+        }
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(300));
+
+    // Written first: the delete waits for the writer's transaction, then deletes its token.
+    let mut writer = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let mut writing = writer.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO oauthost_tokens (access_token_hash, client_id, scopes, issued_at, expires_at) \
+         VALUES ('\\x01', $1, '', 0, 0)",
+    )
+    .bind(client)
+    .execute(&mut *writing)
+    .await
+    .unwrap();
+    let deleting = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.delete_client(client).await }
+    });
+    pause().await;
+    assert!(!deleting.is_finished(), "the delete waits for the token");
+    writing.commit().await.unwrap();
+    assert!(deleting.await.unwrap().unwrap());
+    assert_eq!(left(client).await, 0, "the delete took the token along");
+
+    // Deleted first: the token waits for the delete's transaction, then is refused.
+    let other = other_client(&store, alice).await;
+    let mut deleter = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let mut deleting = deleter.begin().await.unwrap();
+    sqlx::query("DELETE FROM oauthost_clients WHERE id = $1")
+        .bind(other)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let writing = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.insert_token(token_for(other)).await }
+    });
+    pause().await;
+    assert!(!writing.is_finished(), "the token waits for the delete");
+    deleting.commit().await.unwrap();
+    let written = writing.await.unwrap();
+    assert!(
+        matches!(&written, Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation()),
+        "a token of a client just deleted is refused: {written:?}"
+    );
+    assert_eq!(left(other).await, 0);
 }
 
 /// A PostgreSQL connection the server dropped while it sat idle (a restart, an idle

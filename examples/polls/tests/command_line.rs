@@ -32,7 +32,7 @@ fn ok(db: &TestDatabase, args: &[&str]) -> String {
 async fn migrate_creates_and_seeds_the_polls_tables_once(db: &TestDatabase) {
     assert_eq!(
         ok(db, &["migrate"]),
-        "Applied migration 1: initial\nApplied migration 2: change notifications\nApplied migration 3: admin indexes\nApplied migration 4: scope change notifications\nApplied migration 5: partial token indexes\nPolls: created the tables and seeded 5 sample polls.\n"
+        "Applied migration 1: initial\nApplied migration 2: change notifications\nApplied migration 3: admin indexes\nApplied migration 4: scope change notifications\nApplied migration 5: partial token indexes\nApplied migration 6: token reference checks\nPolls: created the tables and seeded 5 sample polls.\n"
     );
     assert_eq!(
         ok(db, &["migrate"]),
