@@ -582,7 +582,8 @@ async fn deleting_a_client_or_a_user_deletes_their_tokens(db: &TestDatabase) {
         assert!(found(hash).await, "other tokens stay");
     }
 
-    // Nor can a stored token be moved to a client or user that does not exist.
+    // Nor can a stored token be moved to a client or user that does not exist (PostgreSQL
+    // refuses to move it at all).
     for column in ["client_id", "user_id"] {
         let moved = execute(
             db,

