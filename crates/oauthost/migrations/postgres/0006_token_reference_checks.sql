@@ -15,27 +15,26 @@ ALTER TABLE oauthost_tokens
 -- client and user its tokens name exists; locks them until the transaction ends.
 CREATE FUNCTION oauthost_tokens_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    kind    TEXT;
     missing BIGINT;
 BEGIN
-    SELECT n.client_id INTO missing
-        FROM (SELECT DISTINCT client_id FROM new_rows) n
-        WHERE NOT EXISTS (
-            SELECT 1 FROM oauthost_clients c WHERE c.id = n.client_id FOR KEY SHARE
-        )
-        LIMIT 1;
+    SELECT m.kind, m.id INTO kind, missing FROM (
+        SELECT 'client' AS kind, n.id
+            FROM (SELECT DISTINCT client_id AS id FROM new_rows) n
+            WHERE NOT EXISTS (
+                SELECT 1 FROM oauthost_clients c WHERE c.id = n.id FOR KEY SHARE
+            )
+        UNION ALL
+        SELECT 'user', n.id
+            FROM (SELECT DISTINCT user_id AS id FROM new_rows WHERE user_id IS NOT NULL) n
+            WHERE NOT EXISTS (
+                SELECT 1 FROM oauthost_users u WHERE u.id = n.id FOR KEY SHARE
+            )
+    ) m
+    LIMIT 1;
     IF FOUND THEN
         RAISE foreign_key_violation
-            USING MESSAGE = format('client %s of a token does not exist', missing);
-    END IF;
-    SELECT n.user_id INTO missing
-        FROM (SELECT DISTINCT user_id FROM new_rows WHERE user_id IS NOT NULL) n
-        WHERE NOT EXISTS (
-            SELECT 1 FROM oauthost_users u WHERE u.id = n.user_id FOR KEY SHARE
-        )
-        LIMIT 1;
-    IF FOUND THEN
-        RAISE foreign_key_violation
-            USING MESSAGE = format('user %s of a token does not exist', missing);
+            USING MESSAGE = format('%s %s of a token does not exist', kind, missing);
     END IF;
     RETURN NULL;
 END
