@@ -1314,6 +1314,37 @@ async fn postgres_a_client_deleted_while_its_tokens_are_written_leaves_none() {
         "a token of a client just deleted is refused: {written:?}"
     );
     assert_eq!(left(other).await, 0);
+
+    // A token left behind by a delete that did not see it (here, one with triggers off)
+    // is never accepted: its user counts as inactive.
+    let third = store
+        .register_client(new_client(alice, "Third", "third"), at(0))
+        .await
+        .unwrap()
+        .id;
+    let bob = user(&store, "bob").await;
+    let mut token = token_for(third);
+    token.user_id = Some(bob);
+    let hash = store.insert_token(token).await.unwrap().access_token_hash;
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM oauthost_users WHERE id = $1")
+        .bind(bob)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let details = store
+        .find_token_details(&hash, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !details.user_active,
+        "a token whose user is gone is refused"
+    );
 }
 
 /// A PostgreSQL connection the server dropped while it sat idle (a restart, an idle

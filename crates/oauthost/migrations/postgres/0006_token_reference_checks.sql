@@ -6,7 +6,11 @@
 -- in batches. Here each statement's distinct clients and users are looked up and locked
 -- once, as a foreign key locks them (FOR KEY SHARE, until the transaction ends): a delete of
 -- one waits for the tokens being written and then deletes them too, and a token written
--- while its client or user is being deleted waits, then is refused.
+-- while its client or user is being deleted waits, then is refused. (One case differs: a
+-- delete in a REPEATABLE READ or SERIALIZABLE transaction does not see tokens committed
+-- after its snapshot, where a foreign key would fail it; such a token is never accepted, as
+-- tokens are read with their client and a token whose user is gone counts as inactive, and
+-- `purge` deletes it when it expires. oauthost's own deletes run in READ COMMITTED.)
 ALTER TABLE oauthost_tokens
     DROP CONSTRAINT oauthost_tokens_client_id_fkey,
     DROP CONSTRAINT oauthost_tokens_user_id_fkey;

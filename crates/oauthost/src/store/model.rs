@@ -243,7 +243,8 @@ pub struct TokenDetails {
     pub client_identifier: String,
     /// Its user's username, if it has a user.
     pub username: Option<String>,
-    /// Whether its user is active (`true` for a token without a user).
+    /// Whether its user is active (`true` for a token without a user, `false` for one whose
+    /// user no longer exists).
     pub user_active: bool,
 }
 

@@ -910,7 +910,7 @@ macro_rules! impl_store {
                                  t.client_id, t.code_id, t.scopes, t.issued_at, t.expires_at, \
                                  t.revoked, t.refresh_family, t.refresh_rotated, \
                                  c.identifier AS client_identifier, u.username, \
-                                 COALESCE(u.is_active, TRUE) AS user_active \
+                                 COALESCE(u.is_active, t.user_id IS NULL) AS user_active \
                                  FROM oauthost_tokens t \
                                  JOIN oauthost_clients c ON c.id = t.client_id \
                                  LEFT JOIN oauthost_users u ON u.id = t.user_id \
