@@ -562,7 +562,7 @@ async fn deleting_a_client_or_a_user_deletes_their_tokens(db: &TestDatabase) {
         async move { store.insert_token(token).await.unwrap().access_token_hash }
     };
     let of_client = [token(client, None).await, token(client, Some(alice)).await];
-    let of_bob = [token(other, Some(bob)).await];
+    let of_bob = token(other, Some(bob)).await;
     let kept = [token(other, None).await, token(other, Some(alice)).await];
     let found = |hash: SecretHash| {
         let store = Arc::clone(&store);
@@ -573,11 +573,11 @@ async fn deleting_a_client_or_a_user_deletes_their_tokens(db: &TestDatabase) {
     for hash in of_client {
         assert!(!found(hash).await, "the client's tokens went with it");
     }
-    assert!(found(of_bob[0]).await);
+    assert!(found(of_bob).await);
 
     let deleted = execute(db, &format!("DELETE FROM oauthost_users WHERE id = {bob}")).await;
     assert_eq!(deleted.unwrap(), 1);
-    assert!(!found(of_bob[0]).await, "the user's tokens went with them");
+    assert!(!found(of_bob).await, "the user's tokens went with them");
     for hash in kept {
         assert!(found(hash).await, "other tokens stay");
     }
