@@ -13,8 +13,9 @@ use std::{
 
 use sqlx::{
     migrate::Migrator,
-    postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions},
-    Connection, Executor,
+    postgres::{PgArguments, PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions},
+    query::QueryAs,
+    Connection, Executor, Postgres,
 };
 
 use super::{
@@ -22,7 +23,7 @@ use super::{
     batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{parse_notification, ChangeFeed},
     redact_url,
-    sql::{impl_store, BatchConnection},
+    sql::{impl_store, BatchConnection, StoredIds},
     NewToken, StoreError, StoreResult, Token,
 };
 
@@ -39,6 +40,40 @@ const EXCHANGE_CONNECTIONS: usize = 8;
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The columns of `oauthost_tokens` a new token sets.
+macro_rules! new_token_columns {
+    () => {
+        "access_token_hash, refresh_token_hash, token_type, user_id, client_id, code_id, \
+         scopes, issued_at, expires_at, refresh_family"
+    };
+}
+
+/// The values of [`new_token_columns`], from the table `new` of [`new_token_table`].
+macro_rules! new_token_values {
+    () => {
+        "new.access_token_hash, new.refresh_token_hash, 'bearer', new.user_id, \
+         new.client_id, new.code_id, new.scopes, new.issued_at, new.expires_at, \
+         new.refresh_family"
+    };
+}
+
+/// The nine arrays of [`TokenColumns`] as a table `new`, one row per token: bound from `$1`
+/// on, or, with `old_id`, after an array of the ids of the tokens they replace, as `$1`.
+macro_rules! new_token_table {
+    () => {
+        "unnest($1::BYTEA[], $2::BYTEA[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], \
+         $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[]) AS new (access_token_hash, \
+         refresh_token_hash, user_id, client_id, code_id, scopes, issued_at, expires_at, \
+         refresh_family)"
+    };
+    (old_id) => {
+        "unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[], $4::BIGINT[], $5::BIGINT[], \
+         $6::BIGINT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[]) AS new (old_id, \
+         access_token_hash, refresh_token_hash, user_id, client_id, code_id, scopes, \
+         issued_at, expires_at, refresh_family)"
+    };
+}
 
 /// A store in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -140,6 +175,61 @@ impl PostgresStore {
     /// database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Inserts `tokens` in one statement, returning their ids. The statement takes one
+    /// array per column: it is the same text, prepared once, whatever the batch's size, and
+    /// PostgreSQL sets up nine parameters rather than nine per row.
+    async fn insert_rows(
+        connection: &mut PgConnection,
+        tokens: &[&NewToken],
+    ) -> Result<StoredIds, sqlx::Error> {
+        const INSERT: &str = concat!(
+            "INSERT INTO oauthost_tokens (",
+            new_token_columns!(),
+            ") ",
+            "SELECT ",
+            new_token_values!(),
+            " FROM ",
+            new_token_table!(),
+            " RETURNING id, access_token_hash"
+        );
+        let rows = TokenColumns::new(tokens.iter().copied())
+            .bind(sqlx::query_as(INSERT))
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(StoredIds::new(rows))
+    }
+
+    /// Rotates each `(old id, new token)` pair in one statement, so in one round trip and
+    /// its own transaction: a data-modifying `WITH` marks the old tokens rotated and
+    /// revoked where they were neither, and the `INSERT` stores the new token of each one
+    /// it marked. The ids must be distinct.
+    async fn rotate_rows(
+        connection: &mut PgConnection,
+        rotations: &[(i64, &NewToken)],
+    ) -> StoreResult<StoredIds> {
+        const ROTATE: &str = concat!(
+            "WITH new AS (SELECT * FROM ",
+            new_token_table!(old_id),
+            "), ",
+            "rotated AS (UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE ",
+            "WHERE id = ANY($1) AND refresh_rotated = FALSE ",
+            "AND revoked = FALSE RETURNING id) ",
+            "INSERT INTO oauthost_tokens (",
+            new_token_columns!(),
+            ") ",
+            "SELECT ",
+            new_token_values!(),
+            " FROM new JOIN rotated ON rotated.id = new.old_id ",
+            "RETURNING id, access_token_hash"
+        );
+        let old_ids: Vec<i64> = rotations.iter().map(|(old_id, _)| *old_id).collect();
+        let rows = TokenColumns::new(rotations.iter().map(|(_, new)| *new))
+            .bind(sqlx::query_as(ROTATE).bind(old_ids))
+            .fetch_all(&mut *connection)
+            .await?;
+        Ok(StoredIds::new(rows))
     }
 }
 
@@ -373,6 +463,73 @@ async fn relay(listener: &mut PgListener, feed: &ChangeFeed) {
 /// a proof that it is `Send` for every lifetime).
 async fn round_trip(listener: &mut PgListener) -> sqlx::Result<()> {
     Executor::execute(listener, "SELECT 1").await.map(drop)
+}
+
+/// New tokens as one array per column, bound as nine parameters in the order of
+/// [`new_token_table`]'s columns.
+struct TokenColumns<'a> {
+    access_token_hash: Vec<&'a [u8]>,
+    refresh_token_hash: Vec<Option<&'a [u8]>>,
+    user_id: Vec<Option<i64>>,
+    client_id: Vec<i64>,
+    code_id: Vec<Option<i64>>,
+    scopes: Vec<String>,
+    issued_at: Vec<i64>,
+    expires_at: Vec<i64>,
+    refresh_family: Vec<Option<&'a str>>,
+}
+
+impl<'a> TokenColumns<'a> {
+    fn new(tokens: impl ExactSizeIterator<Item = &'a NewToken>) -> Self {
+        let count = tokens.len();
+        let mut columns = Self {
+            access_token_hash: Vec::with_capacity(count),
+            refresh_token_hash: Vec::with_capacity(count),
+            user_id: Vec::with_capacity(count),
+            client_id: Vec::with_capacity(count),
+            code_id: Vec::with_capacity(count),
+            scopes: Vec::with_capacity(count),
+            issued_at: Vec::with_capacity(count),
+            expires_at: Vec::with_capacity(count),
+            refresh_family: Vec::with_capacity(count),
+        };
+        for token in tokens {
+            columns
+                .access_token_hash
+                .push(token.access_token_hash.as_bytes());
+            columns
+                .refresh_token_hash
+                .push(token.refresh_token_hash.as_ref().map(|h| h.as_bytes()));
+            columns.user_id.push(token.user_id);
+            columns.client_id.push(token.client_id);
+            columns.code_id.push(token.code_id);
+            columns.scopes.push(token.scopes.to_string());
+            columns.issued_at.push(token.issued_at.unix_timestamp());
+            columns.expires_at.push(token.expires_at.unix_timestamp());
+            columns.refresh_family.push(token.refresh_family.as_deref());
+        }
+        columns
+    }
+
+    /// Binds the nine arrays after whatever `query` has bound.
+    fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.access_token_hash)
+            .bind(self.refresh_token_hash)
+            .bind(self.user_id)
+            .bind(self.client_id)
+            .bind(self.code_id)
+            .bind(self.scopes)
+            .bind(self.issued_at)
+            .bind(self.expires_at)
+            .bind(self.refresh_family)
+    }
 }
 
 impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);

@@ -7,6 +7,15 @@
 //! methods `write_lock`, `exchange_writer`, `rotation_writer` and `new_token_writer`, and a
 //! `MIGRATOR` static beside it, so each query exists once and both backends run exactly the
 //! same logic.
+//!
+//! Only the two statements that write a batch of tokens differ, because PostgreSQL can take
+//! a batch as one array per column: each backend has
+//! `insert_rows(connection, &[&NewToken]) -> Result<StoredIds, sqlx::Error>` (insert
+//! them all in one statement, returning their ids) and
+//! `rotate_rows(connection, &[(i64, &NewToken)]) -> StoreResult<StoredIds>` (in one
+//! transaction, mark each old token rotated and revoked if it was neither, and insert the
+//! new token of each one so marked: the new tokens returned are exactly those whose old
+//! token was rotated).
 
 /// Waits for a turn on `lock`, when there is one (SQLite's writers take turns; see
 /// `SqliteStore`).
@@ -35,10 +44,14 @@ impl StoredIds {
 
     /// `new` as stored; an error if the insert did not return its row.
     pub(super) fn token(&mut self, new: &super::NewToken) -> super::StoreResult<super::Token> {
+        self.take(new).ok_or_else(not_returned)
+    }
+
+    /// `new` as stored, if the insert returned its row.
+    pub(super) fn take(&mut self, new: &super::NewToken) -> Option<super::Token> {
         self.0
             .remove(&new.access_token_hash)
             .map(|id| new.stored(id))
-            .ok_or_else(not_returned)
     }
 }
 
@@ -110,7 +123,7 @@ macro_rules! impl_store {
 
             use $crate::store::{
                 batch::{answering, CodeExchangeJob},
-                sql::{failed_each, take_turn, BatchConnection, StoredIds},
+                sql::{failed_each, take_turn, BatchConnection},
                 rows::{
                     client_columns, code_columns, duplicate_or, scope_columns, token_columns,
                     user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow, TokenDetailsRow,
@@ -153,36 +166,9 @@ macro_rules! impl_store {
                     tokens.iter().map(|token| stored.token(token)).collect()
                 }
 
-                /// Inserts `tokens` in one statement.
-                async fn insert_rows(
-                    connection: &mut <$db as sqlx::Database>::Connection,
-                    tokens: &[&NewToken],
-                ) -> Result<StoredIds, sqlx::Error> {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
-                         token_type, user_id, client_id, code_id, scopes, issued_at, \
-                         expires_at, refresh_family) ",
-                    );
-                    query.push_values(tokens, |mut row, token| {
-                        row.push_bind(token.access_token_hash.as_bytes())
-                            .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes()))
-                            .push_bind("bearer")
-                            .push_bind(token.user_id)
-                            .push_bind(token.client_id)
-                            .push_bind(token.code_id)
-                            .push_bind(token.scopes.to_string())
-                            .push_bind(token.issued_at.unix_timestamp())
-                            .push_bind(token.expires_at.unix_timestamp())
-                            .push_bind(token.refresh_family.as_deref());
-                    });
-                    query.push(" RETURNING id, access_token_hash");
-                    Ok(StoredIds::new(query.build_query_as().fetch_all(&mut *connection).await?))
-                }
-
                 /// Rotates each `(old id, new token)` pair as [`rotate_one`](Self::rotate_one)
-                /// would, in one transaction of two statements (an `UPDATE` of the old
-                /// tokens, an `INSERT` of the new ones that replace a rotated token),
-                /// answering for each in its order. Only the first of several rotations of
+                /// would, all in one transaction (the backend's `rotate_rows`), answering for
+                /// each in its order. Only the first of several rotations of
                 /// one token can succeed: the others are answered `None` at once. If the
                 /// transaction fails (a client deleted meanwhile, PostgreSQL finding a
                 /// deadlock with another instance's batch...), each is rotated alone.
@@ -195,17 +181,18 @@ macro_rules! impl_store {
                     }
                     let mut seen = HashSet::new();
                     let first: Vec<bool> = rotations.iter().map(|(old_id, _)| seen.insert(*old_id)).collect();
-                    match Self::rotate_together(&mut *connection, &rotations, &first).await {
-                        Ok((rotated, mut stored)) => rotations
+                    let fresh: Vec<(i64, &NewToken)> = rotations
+                        .iter()
+                        .zip(&first)
+                        .filter(|(_, first)| **first)
+                        .map(|((old_id, new), _)| (*old_id, new))
+                        .collect();
+                    match Self::rotate_rows(&mut *connection, &fresh).await {
+                        // A new token came back exactly where its old one was rotated.
+                        Ok(mut stored) => rotations
                             .iter()
                             .zip(&first)
-                            .map(|((old_id, new), first)| {
-                                if *first && rotated.contains(old_id) {
-                                    stored.token(new).map(Some)
-                                } else {
-                                    Ok(None)
-                                }
-                            })
+                            .map(|((_, new), first)| Ok(if *first { stored.take(new) } else { None }))
                             .collect(),
                         Err(_) => {
                             let mut rotated = Vec::with_capacity(rotations.len());
@@ -215,44 +202,6 @@ macro_rules! impl_store {
                             rotated
                         }
                     }
-                }
-
-                /// The transaction of [`rotate_tokens`](Self::rotate_tokens): the ids of the
-                /// tokens rotated, and the new tokens stored, by their access token's hash.
-                async fn rotate_together(
-                    connection: &mut <$db as sqlx::Database>::Connection,
-                    rotations: &[(i64, NewToken)],
-                    first: &[bool],
-                ) -> StoreResult<(HashSet<i64>, StoredIds)> {
-                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
-                    let mut update = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
-                         WHERE refresh_rotated = FALSE AND revoked = FALSE AND id IN (",
-                    );
-                    let mut ids = update.separated(", ");
-                    for ((old_id, _), _) in rotations.iter().zip(first).filter(|(_, first)| **first) {
-                        ids.push_bind(*old_id);
-                    }
-                    update.push(") RETURNING id");
-                    let rotated: HashSet<i64> = update
-                        .build_query_scalar::<i64>()
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    let replacing: Vec<&NewToken> = rotations
-                        .iter()
-                        .zip(first)
-                        .filter(|((old_id, _), first)| **first && rotated.contains(old_id))
-                        .map(|((_, new), _)| new)
-                        .collect();
-                    let stored = if replacing.is_empty() {
-                        StoredIds::new(Vec::new())
-                    } else {
-                        Self::insert_rows(&mut *tx, &replacing).await?
-                    };
-                    tx.commit().await?;
-                    Ok((rotated, stored))
                 }
 
                 /// Rotates the refresh token `old_id` (marks it rotated and revoked) and

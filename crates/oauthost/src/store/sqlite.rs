@@ -1,6 +1,7 @@
 //! The SQLite backend: the embedded default, one file, nothing to install.
 
 use std::{
+    collections::HashSet,
     ops::{Deref, DerefMut},
     str::FromStr,
     sync::{Arc, Mutex, OnceLock},
@@ -14,7 +15,7 @@ use sqlx::{
         LockedSqliteHandle, SqliteConnectOptions, SqliteConnection, SqliteJournalMode,
         SqliteOperation, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
-    ConnectOptions as _, Sqlite,
+    ConnectOptions as _, QueryBuilder, Sqlite,
 };
 use tokio::sync::mpsc;
 
@@ -23,7 +24,7 @@ use super::{
     batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{change_of, Change, ChangeFeed},
     redact_url,
-    sql::{impl_store, BatchConnection},
+    sql::{impl_store, BatchConnection, StoredIds},
     NewToken, StoreError, StoreResult, Token,
 };
 
@@ -193,6 +194,71 @@ impl SqliteStore {
     /// Where batches of new tokens are written: the same connection.
     fn new_token_writer(&self) -> &TokenWriter {
         &self.token_writer
+    }
+
+    /// Inserts `tokens` in one statement (a row of values each), returning their ids.
+    async fn insert_rows(
+        connection: &mut SqliteConnection,
+        tokens: &[&NewToken],
+    ) -> Result<StoredIds, sqlx::Error> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
+             token_type, user_id, client_id, code_id, scopes, issued_at, \
+             expires_at, refresh_family) ",
+        );
+        query.push_values(tokens, |mut row, token| {
+            row.push_bind(token.access_token_hash.as_bytes())
+                .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes()))
+                .push_bind("bearer")
+                .push_bind(token.user_id)
+                .push_bind(token.client_id)
+                .push_bind(token.code_id)
+                .push_bind(token.scopes.to_string())
+                .push_bind(token.issued_at.unix_timestamp())
+                .push_bind(token.expires_at.unix_timestamp())
+                .push_bind(token.refresh_family.as_deref());
+        });
+        query.push(" RETURNING id, access_token_hash");
+        Ok(StoredIds::new(
+            query.build_query_as().fetch_all(&mut *connection).await?,
+        ))
+    }
+
+    /// Rotates each `(old id, new token)` pair in one transaction of two statements: an
+    /// `UPDATE` of the old tokens, then an `INSERT` of the new tokens whose old one it
+    /// changed. The ids must be distinct.
+    async fn rotate_rows(
+        connection: &mut SqliteConnection,
+        rotations: &[(i64, &NewToken)],
+    ) -> StoreResult<StoredIds> {
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
+             WHERE refresh_rotated = FALSE AND revoked = FALSE AND id IN (",
+        );
+        let mut ids = update.separated(", ");
+        for (old_id, _) in rotations {
+            ids.push_bind(*old_id);
+        }
+        update.push(") RETURNING id");
+        let rotated: HashSet<i64> = update
+            .build_query_scalar::<i64>()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let replacing: Vec<&NewToken> = rotations
+            .iter()
+            .filter(|(old_id, _)| rotated.contains(old_id))
+            .map(|(_, new)| *new)
+            .collect();
+        let stored = if replacing.is_empty() {
+            StoredIds::new(Vec::new())
+        } else {
+            Self::insert_rows(&mut tx, &replacing).await?
+        };
+        tx.commit().await?;
+        Ok(stored)
     }
 
     /// The connection pool, for an application that keeps tables of its own in the same
