@@ -401,12 +401,16 @@ async fn run_backend(
     let dir = tempfile::tempdir()?;
     eprintln!("[{kind}] preparing the database");
     let db = Database::create(kind, dir.path(), &options.postgres_url).await?;
+    let leftovers = db.leftovers();
     let result = async {
         let fixture = prepare::set_up(polls, &db).await?;
         let tokens = fixture.access_tokens(&db, 2).await?;
         fixture.fill_tokens(&db, 1000).await?;
         let log = match &options.log_dir {
-            Some(kept) => kept.join(format!("{}-server.log", kind.to_string().to_lowercase())),
+            Some(kept) => {
+                std::fs::create_dir_all(kept)?;
+                kept.join(format!("{}-server.log", kind.to_string().to_lowercase()))
+            }
             None => dir.path().join("server.log"),
         };
         let server = PollsServer::start(polls, &db.url, &options.serve_args, &log).await?;
@@ -479,7 +483,11 @@ async fn run_backend(
             db.drop().await?;
             Ok(rows)
         }
-        Err(error) => Err(error),
+        Err(error) => {
+            // The run's error is the one to report; the schema goes if it can.
+            let _ = leftovers.clean().await;
+            Err(error)
+        }
     }
 }
 

@@ -101,14 +101,12 @@ impl Database {
         if let Pool::Postgres(pool) = &self.pool {
             pool.close().await;
         }
-        if let Some((base, schema)) = &self.postgres {
-            let mut conn = PgConnection::connect(base).await?;
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await?;
-        }
-        Ok(())
+        self.leftovers().clean().await
+    }
+
+    /// What [`drop`](Self::drop) would remove, for a run that fails before it can.
+    pub(crate) fn leftovers(&self) -> Leftovers {
+        Leftovers(self.postgres.clone())
     }
 
     /// Which database this is.
@@ -191,6 +189,23 @@ impl Database {
         match &self.pool {
             Pool::Sqlite(pool) => insert!(pool, sqlx::Sqlite),
             Pool::Postgres(pool) => insert!(pool, sqlx::Postgres),
+        }
+        Ok(())
+    }
+}
+
+/// A throw-away PostgreSQL schema to drop, if any: its database's URL and its name.
+pub(crate) struct Leftovers(Option<(String, String)>);
+
+impl Leftovers {
+    /// Drops the schema.
+    pub(crate) async fn clean(self) -> Result<(), BenchError> {
+        if let Some((base, schema)) = &self.0 {
+            let mut conn = PgConnection::connect(base).await?;
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
         }
         Ok(())
     }
