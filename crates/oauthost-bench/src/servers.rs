@@ -100,11 +100,63 @@ impl PollsServer {
         proc_status_kb(self.pid, "VmHWM:").map_or(f64::NAN, |kb| kb as f64 / 1024.0)
     }
 
+    /// CPU time used so far by the server and by this machine's PostgreSQL processes.
+    pub(crate) fn cpu(&self) -> CpuTime {
+        CpuTime {
+            server_ticks: cpu_ticks(self.pid).unwrap_or(0),
+            postgres_ticks: postgres_ticks(),
+        }
+    }
+
     /// Stops the server.
     pub(crate) async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+}
+
+/// CPU time (user and system) used so far, in clock ticks (Linux's `USER_HZ`, 100 a second).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuTime {
+    server_ticks: u64,
+    postgres_ticks: u64,
+}
+
+impl CpuTime {
+    /// The CPU time used since `before`, in microseconds per request for `requests`: the
+    /// server's, then PostgreSQL's (0 when the database is not PostgreSQL on this machine).
+    pub(crate) fn per_request_us(&self, before: &CpuTime, requests: u64) -> (f64, f64) {
+        let per_request = |ticks: u64| ticks as f64 * 10_000.0 / requests.max(1) as f64;
+        (
+            per_request(self.server_ticks.saturating_sub(before.server_ticks)),
+            per_request(self.postgres_ticks.saturating_sub(before.postgres_ticks)),
+        )
+    }
+}
+
+/// The user and system CPU time of process `pid` (fields 14 and 15 of `/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, field 2, is in parentheses and may hold spaces: count after it.
+    let after_name: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| after_name.get(n - 3)?.parse::<u64>().ok();
+    Some(field(14)? + field(15)?)
+}
+
+/// The CPU time of every process named `postgres` (the server and its backends), as
+/// [`cpu_ticks`]. A backend that ended meanwhile takes its time with it.
+fn postgres_ticks() -> u64 {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    processes
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.trim_end() == "postgres")
+        })
+        .filter_map(cpu_ticks)
+        .sum()
 }
 
 /// A field of `/proc/PID/status`, in kB.
