@@ -277,11 +277,16 @@ impl Bench<'_> {
         let peak = self.run(&load, &self.shape(None)).await?;
         let rss_mb = self.server.peak_rss_mb();
         let (server_us, postgres_us) = self.server.cpu().per_request_us(&cpu_before, peak.requests);
-        eprintln!(
-            "[{}] {label}: CPU per request at the peak: server {server_us:.0} µs, \
-             PostgreSQL processes {postgres_us:.0} µs",
-            self.db.kind()
-        );
+        match self.db.kind() {
+            Kind::Sqlite => eprintln!(
+                "[SQLite] {label}: CPU per request at the peak: server, SQLite in it, \
+                 {server_us:.0} µs"
+            ),
+            Kind::Postgres => eprintln!(
+                "[PostgreSQL] {label}: CPU per request at the peak: server {server_us:.0} µs, \
+                 this machine's PostgreSQL processes {postgres_us:.0} µs"
+            ),
+        }
         // Half the peak rate: each connection pauses so that all together send about
         // rps / 2; one short calibrating run measures the time an answer itself takes.
         let target = peak.rps / 2.0;
