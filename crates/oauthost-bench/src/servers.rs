@@ -134,10 +134,15 @@ impl CpuTime {
     }
 }
 
-/// The user and system CPU time of process `pid` (fields 14 and 15 of `/proc/PID/stat`).
+/// The user and system CPU time of process `pid`.
 fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name, field 2, is in parentheses and may hold spaces: count after it.
+    stat_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Fields 14 and 15 (user and system time) of a `/proc/PID/stat` line, added.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name, field 2, is in parentheses and may hold spaces and parentheses
+    // itself: count from the last `)`.
     let after_name: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let field = |n: usize| after_name.get(n - 3)?.parse::<u64>().ok();
     Some(field(14)? + field(15)?)
@@ -202,5 +207,32 @@ pub(crate) fn polls_binary(path: Option<PathBuf>) -> Result<PathBuf, BenchError>
                 path.display()
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_a_command_name_with_spaces_and_parentheses() {
+        let stat = "4242 (tokio (rt) w) S 1 4242 4242 0 -1 4194560 913 0 0 0 \
+                    1500 250 0 0 20 0 3 0 8115 226000000 9000";
+        assert_eq!(stat_cpu_ticks(stat), Some(1750));
+        assert_eq!(stat_cpu_ticks("4242 (truncated) S 1"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_told_per_request() {
+        let before = CpuTime {
+            server_ticks: 100,
+            postgres_ticks: 50,
+        };
+        let after = CpuTime {
+            server_ticks: 300,
+            postgres_ticks: 150,
+        };
+        // 200 and 100 ticks of 10 ms over 1,000 requests: 2,000 and 1,000 µs each.
+        assert_eq!(after.per_request_us(&before, 1000), (2000.0, 1000.0));
     }
 }
