@@ -232,6 +232,7 @@ impl Bench<'_> {
             Operation::Refresh => {
                 let file = self.dir.join(format!("refresh-{count}-{}.txt", fresh()));
                 self.fixture.refresh_bodies(&self.db, count, &file).await?;
+                self.db.settle().await?;
                 Load::post_form("/token/", "")
                     .header("Authorization", &basic)
                     .bodies_from(&file)
@@ -239,6 +240,7 @@ impl Bench<'_> {
             Operation::Code => {
                 let file = self.dir.join(format!("codes-{count}-{}.txt", fresh()));
                 self.fixture.code_bodies(&self.db, count, &file).await?;
+                self.db.settle().await?;
                 Load::post_form("/token/", "")
                     .header("Authorization", &basic)
                     .bodies_from(&file)

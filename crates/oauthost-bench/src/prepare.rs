@@ -114,6 +114,24 @@ impl Database {
         self.kind
     }
 
+    /// Writes out what a preparation left in memory: PostgreSQL's dirty buffers (a
+    /// `CHECKPOINT`), then the operating system's dirty pages (`sync`). Without it, the kernel
+    /// writes the prepared rows back about 30 seconds after they were made, in the middle of
+    /// the measurement that follows, whose commits then wait behind that write-back for the
+    /// disk. Best effort: a role that may not run `CHECKPOINT` only gets a warning.
+    pub(crate) async fn settle(&self) -> Result<(), BenchError> {
+        if let Pool::Postgres(pool) = &self.pool {
+            if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
+                eprintln!("  warning: cannot run CHECKPOINT before measuring: {error}");
+            }
+        }
+        let status = std::process::Command::new("sync").status()?;
+        if !status.success() {
+            eprintln!("  warning: sync failed before measuring ({status})");
+        }
+        Ok(())
+    }
+
     /// How many tokens are stored.
     pub(crate) async fn count_tokens(&self) -> Result<i64, BenchError> {
         let query = "SELECT COUNT(*) FROM oauthost_tokens";
