@@ -23,6 +23,7 @@ use super::{
     batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{parse_notification, ChangeFeed},
     redact_url,
+    rows::new_token_columns,
     sql::{impl_store, BatchConnection, StoredIds},
     NewToken, StoreError, StoreResult, Token,
 };
@@ -40,14 +41,6 @@ const EXCHANGE_CONNECTIONS: usize = 8;
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The columns of `oauthost_tokens` a new token sets.
-macro_rules! new_token_columns {
-    () => {
-        "access_token_hash, refresh_token_hash, token_type, user_id, client_id, code_id, \
-         scopes, issued_at, expires_at, refresh_family"
-    };
-}
 
 /// The values of [`new_token_columns`], from the table `new` of [`new_token_table`].
 macro_rules! new_token_values {

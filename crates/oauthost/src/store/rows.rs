@@ -63,7 +63,16 @@ macro_rules! token_columns {
          issued_at, expires_at, revoked, refresh_family, refresh_rotated"
     };
 }
-pub(super) use {client_columns, code_columns, scope_columns, token_columns, user_columns};
+/// Columns of `oauthost_tokens` a new token sets, in the order every insert binds them.
+macro_rules! new_token_columns {
+    () => {
+        "access_token_hash, refresh_token_hash, token_type, user_id, client_id, code_id, \
+         scopes, issued_at, expires_at, refresh_family"
+    };
+}
+pub(super) use {
+    client_columns, code_columns, new_token_columns, scope_columns, token_columns, user_columns,
+};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {

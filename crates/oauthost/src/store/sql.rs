@@ -125,7 +125,7 @@ macro_rules! impl_store {
                 batch::{answering, CodeExchangeJob},
                 sql::{failed_each, take_turn, BatchConnection},
                 rows::{
-                    client_columns, code_columns, duplicate_or, scope_columns, token_columns,
+                    client_columns, code_columns, duplicate_or, new_token_columns, scope_columns, token_columns,
                     user_columns, ClientRow, ClientSummaryRow, CodeRow, ScopeRow, SessionRow, TokenDetailsRow,
                     TokenRow, UserCredentialsRow, UserRow,
                 },
@@ -217,10 +217,11 @@ macro_rules! impl_store {
                     // The new row is inserted only if the old one was rotated.
                     const ROTATE: &str = "UPDATE oauthost_tokens SET refresh_rotated = TRUE, revoked = TRUE \
                          WHERE id = $1 AND refresh_rotated = FALSE AND revoked = FALSE";
-                    const INSERT: &str = "INSERT INTO oauthost_tokens (access_token_hash, \
-                         refresh_token_hash, token_type, user_id, client_id, code_id, scopes, \
-                         issued_at, expires_at, refresh_family) \
-                         SELECT $2, $3, 'bearer', $4, $5, $6, $7, $8, $9, $10";
+                    const INSERT: &str = concat!(
+                        "INSERT INTO oauthost_tokens (",
+                        new_token_columns!(),
+                        ") SELECT $2, $3, 'bearer', $4, $5, $6, $7, $8, $9, $10"
+                    );
                     // Written once per backend (each expansion of this function has its own).
                     static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
                     let statement = STATEMENT.get_or_init(|| match $backend {
@@ -439,10 +440,9 @@ macro_rules! impl_store {
                     E: sqlx::Executor<'c, Database = $db>,
                 {
                     let query = sqlx::query_as(concat!(
-                        "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
-                         token_type, user_id, client_id, code_id, scopes, issued_at, \
-                         expires_at, refresh_family) \
-                         VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                        "INSERT INTO oauthost_tokens (",
+                        new_token_columns!(),
+                        ") VALUES ($1, $2, 'bearer', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
                         token_columns!()
                     ));
                     let row: TokenRow = Self::bind_new_token(query, token)

@@ -24,6 +24,7 @@ use super::{
     batch::{ExchangeQueue, RotationQueue, WriteQueue},
     changes::{change_of, Change, ChangeFeed},
     redact_url,
+    rows::new_token_columns,
     sql::{impl_store, BatchConnection, StoredIds},
     NewToken, StoreError, StoreResult, Token,
 };
@@ -212,11 +213,11 @@ impl SqliteStore {
         connection: &mut SqliteConnection,
         tokens: &[&NewToken],
     ) -> Result<StoredIds, sqlx::Error> {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO oauthost_tokens (access_token_hash, refresh_token_hash, \
-             token_type, user_id, client_id, code_id, scopes, issued_at, \
-             expires_at, refresh_family) ",
-        );
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "INSERT INTO oauthost_tokens (",
+            new_token_columns!(),
+            ") "
+        ));
         query.push_values(tokens, |mut row, token| {
             row.push_bind(token.access_token_hash.as_bytes())
                 .push_bind(token.refresh_token_hash.as_ref().map(|h| h.as_bytes()))
